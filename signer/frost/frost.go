@@ -19,9 +19,12 @@
 package frost
 
 import (
+	"bytes"
 	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"sync"
 	"time"
@@ -60,12 +63,27 @@ func (e *BadShareError) Error() string {
 // PublicGroup is the public description of a FROST group: what a coordinator
 // needs to verify shares and aggregate, and what signers need to sign.
 type PublicGroup struct {
-	Threshold  uint16
-	MaxSigners uint16
+	Threshold  uint16 `json:"threshold"`
+	MaxSigners uint16 `json:"max_signers"`
 	// PublicKey is the group verification key, an Ed25519 public key.
-	PublicKey ed25519.PublicKey
+	PublicKey ed25519.PublicKey `json:"public_key"`
 	// Shares maps a signer id to its encoded public key share.
-	Shares map[uint16][]byte
+	Shares map[uint16][]byte `json:"public_key_shares"`
+}
+
+// ReadGroupFile reads a JSON [PublicGroup] and returns the checked Group.
+func ReadGroupFile(path string) (*Group, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("frost: reading group file: %w", err)
+	}
+	var pg PublicGroup
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.DisallowUnknownFields()
+	if err := d.Decode(&pg); err != nil {
+		return nil, fmt.Errorf("%w: group file %s: %w", ErrInvalidInput, path, err)
+	}
+	return NewGroup(pg)
 }
 
 // Group is an initialised [PublicGroup], safe for concurrent use.

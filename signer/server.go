@@ -1,0 +1,243 @@
+package signer
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
+
+	signv1 "github.com/frostmint/frostmint/proto/frostmint/sign/v1"
+	"github.com/frostmint/frostmint/signer/frost"
+	"github.com/frostmint/frostmint/signer/keystore"
+	"github.com/frostmint/frostmint/verifier/jwks"
+	"github.com/frostmint/frostmint/verifier/mtls"
+	"github.com/frostmint/frostmint/verifier/token"
+)
+
+// MaxCommitBatch bounds one Commit call.
+const MaxCommitBatch = 64
+
+// Server is a signer daemon.
+type Server struct {
+	signv1.UnimplementedSignerServiceServer
+
+	cfg    Config
+	log    *slog.Logger
+	now    func() time.Time
+	group  *frost.Group
+	signer *frost.Signer
+	kid    string
+	bootID string
+}
+
+// Option adjusts a Server.
+type Option func(*Server)
+
+// WithClock injects the clock (tests).
+func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
+
+// New validates cfg, reads the group, unseals the share into memory and
+// returns a Server. Errors name the failing part and never carry secret
+// material.
+func New(cfg Config, log *slog.Logger, opts ...Option) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("signer config: %w", err)
+	}
+	group, err := frost.ReadGroupFile(cfg.Group)
+	if err != nil {
+		return nil, err
+	}
+	pass, err := keystore.ReadPassphrase(cfg.Passphrase)
+	if err != nil {
+		return nil, err
+	}
+	sealer, err := keystore.NewPassphrase(pass, keystore.ScryptParams{})
+	keystore.Wipe(pass)
+	if err != nil {
+		return nil, err
+	}
+	sealed, err := readFile(cfg.Share)
+	if err != nil {
+		return nil, err
+	}
+	secret, err := sealer.Unseal(sealed, ShareLabel(cfg.ID))
+	if err != nil {
+		return nil, fmt.Errorf("signer %d: unsealing share %s: %w", cfg.ID, cfg.Share, err)
+	}
+	fs, err := frost.NewSigner(group, secret, cfg.MaxNonces)
+	keystore.Wipe(secret)
+	if err != nil {
+		return nil, fmt.Errorf("signer %d: %w", cfg.ID, err)
+	}
+	if fs.ID() != cfg.ID {
+		fs.Close()
+		return nil, fmt.Errorf("signer: share is for participant %d, config says %d", fs.ID(), cfg.ID)
+	}
+	kid, err := jwks.KeyID(group.Public().PublicKey)
+	if err != nil {
+		fs.Close()
+		return nil, err
+	}
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		fs.Close()
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: log, now: time.Now, group: group, signer: fs, kid: kid, bootID: hex.EncodeToString(b)}
+	for _, o := range opts {
+		o(s)
+	}
+	return s, nil
+}
+
+// ShareLabel is the keystore label of signer id's share.
+func ShareLabel(id uint16) string { return fmt.Sprintf("frostmint-share-%d", id) }
+
+// Run serves until ctx is done, then stops gracefully (at most 5 s) and
+// wipes the share. It fails if the listener or TLS setup fails.
+func (s *Server) Run(ctx context.Context) error {
+	defer s.signer.Close()
+	tlsConf, err := mtls.ServerConfig(s.cfg.TLS, true)
+	if err != nil {
+		return err
+	}
+	lis, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("signer: listen: %w", err)
+	}
+	gs := grpc.NewServer(
+		grpc.Creds(credentials.NewTLS(tlsConf)),
+		grpc.ChainUnaryInterceptor(s.authorize),
+	)
+	signv1.RegisterSignerServiceServer(gs, s)
+	s.log.Info("signer listening", "id", s.cfg.ID, "addr", lis.Addr().String(), "kid", s.kid, "boot_id", s.bootID)
+
+	errc := make(chan error, 1)
+	go func() { errc <- gs.Serve(lis) }()
+	tick := time.NewTicker(time.Duration(s.cfg.NonceTTL) / 4)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-errc:
+			return fmt.Errorf("signer: serve: %w", err)
+		case <-tick.C:
+			if n := s.signer.Expire(s.now().Add(-time.Duration(s.cfg.NonceTTL))); n > 0 {
+				s.log.Debug("expired unused nonces", "count", n)
+			}
+		case <-ctx.Done():
+			stopped := make(chan struct{})
+			go func() { gs.GracefulStop(); close(stopped) }()
+			select {
+			case <-stopped:
+			case <-time.After(5 * time.Second):
+				gs.Stop()
+			}
+			s.log.Info("signer stopped", "id", s.cfg.ID)
+			return nil
+		}
+	}
+}
+
+// authorize admits only allowed coordinators.
+func (s *Server) authorize(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	id, err := mtls.PeerID(ctx)
+	if err != nil {
+		s.log.Warn("refused caller without identity", "method", info.FullMethod, "err", err)
+		return nil, status.Error(codes.Unauthenticated, "a client certificate with a SPIFFE ID is required")
+	}
+	if !slices.Contains(s.cfg.Coordinators, id) {
+		s.log.Warn("refused caller", "method", info.FullMethod, "peer", id)
+		return nil, status.Error(codes.PermissionDenied, "caller is not an allowed coordinator")
+	}
+	return h(ctx, req)
+}
+
+// Info implements signv1.SignerServiceServer.
+func (s *Server) Info(context.Context, *signv1.InfoRequest) (*signv1.InfoResponse, error) {
+	pub := s.group.Public()
+	return &signv1.InfoResponse{
+		SignerId:       uint32(s.cfg.ID),
+		PublicKeyShare: pub.Shares[s.cfg.ID],
+		GroupPublicKey: pub.PublicKey,
+		Threshold:      uint32(pub.Threshold),
+		MaxSigners:     uint32(pub.MaxSigners),
+		BootId:         s.bootID,
+	}, nil
+}
+
+// Commit implements signv1.SignerServiceServer.
+func (s *Server) Commit(_ context.Context, req *signv1.CommitRequest) (*signv1.CommitResponse, error) {
+	if req.GetCount() == 0 || req.GetCount() > MaxCommitBatch {
+		return nil, status.Errorf(codes.InvalidArgument, "count must be 1..%d", MaxCommitBatch)
+	}
+	cs, err := s.signer.Commit(int(req.GetCount()), s.now())
+	if errors.Is(err, frost.ErrTooManyNonces) {
+		return nil, status.Error(codes.ResourceExhausted, "signer holds too many outstanding nonces")
+	}
+	if err != nil {
+		s.log.Error("commit failed", "err", err)
+		return nil, status.Error(codes.Internal, "commit failed")
+	}
+	return &signv1.CommitResponse{SignerId: uint32(s.cfg.ID), BootId: s.bootID, Commitments: cs}, nil
+}
+
+// Sign implements signv1.SignerServiceServer: it checks the message itself
+// and only then makes its share.
+func (s *Server) Sign(_ context.Context, req *signv1.SignRequest) (*signv1.SignResponse, error) {
+	log := s.log.With("request_id", req.GetRequestId(), "signer", s.cfg.ID)
+	c, err := s.checkMessage(req.GetMessage())
+	if err != nil {
+		log.Warn("refused to sign", "err", err)
+		code := codes.InvalidArgument
+		if errors.Is(err, token.ErrTTL) || errors.Is(err, errRule) {
+			code = codes.PermissionDenied
+		}
+		return nil, status.Error(code, "refused: "+err.Error())
+	}
+	share, err := s.signer.Sign(req.GetMessage(), req.GetCommitmentList())
+	switch {
+	case errors.Is(err, frost.ErrUnknownCommitment):
+		log.Info("unknown commitment", "err", err)
+		return nil, status.Error(codes.FailedPrecondition, "this signer does not hold the nonce for its commitment (used, expired or from before a restart); drop it")
+	case err != nil:
+		log.Warn("sign failed", "err", err)
+		return nil, status.Error(codes.InvalidArgument, "invalid commitment list")
+	}
+	log.Info("signed", "jti", c.ID, "sub", c.Subject, "aud", c.Audience, "scope", c.Scope, "ttl", c.TTL().String())
+	return &signv1.SignResponse{SignerId: uint32(s.cfg.ID), SignatureShare: share}, nil
+}
+
+var errRule = errors.New("token breaks the signer's rules")
+
+// checkMessage is the signer's own judgement of what it is asked to sign.
+func (s *Server) checkMessage(msg []byte) (*token.Claims, error) {
+	h, c, err := token.ParseSigningInput(msg)
+	if err != nil {
+		return nil, err
+	}
+	if h.KeyID != s.kid {
+		return nil, fmt.Errorf("%w: kid %q is not this group's key %q", errRule, h.KeyID, s.kid)
+	}
+	if c.Issuer != s.cfg.Issuer {
+		return nil, fmt.Errorf("%w: iss %q, want %q", errRule, c.Issuer, s.cfg.Issuer)
+	}
+	if err := mtls.CheckSPIFFE(c.Subject); err != nil {
+		return nil, fmt.Errorf("%w: sub is not a SPIFFE ID", errRule)
+	}
+	now := s.now().Unix()
+	skew := int64(time.Duration(s.cfg.ClockSkew) / time.Second)
+	if c.IssuedAt > now+skew || c.IssuedAt < now-skew {
+		return nil, fmt.Errorf("%w: iat %d is not now (%d ± %ds)", errRule, c.IssuedAt, now, skew)
+	}
+	return &c, nil
+}

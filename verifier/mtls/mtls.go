@@ -1,0 +1,148 @@
+// Package mtls builds the mutually authenticated TLS 1.3 configurations that
+// frostmint's daemons use, and reads a verified peer's identity: the single
+// SPIFFE-style URI SAN (spiffe://<trust-domain>/<path>) of its certificate.
+//
+// Both the coordinator (authenticating callers) and the signers
+// (authenticating the coordinator) use [PeerID], so the rule for what an
+// identity is lives in one place. [DevCA] makes the throw-away CA of a local
+// development cluster.
+package mtls
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
+)
+
+// ErrNoIdentity means the peer presented no verified certificate with
+// exactly one spiffe:// URI SAN.
+var ErrNoIdentity = errors.New("mtls: no verified peer identity")
+
+// Files names PEM files: a certificate chain, its key, and the CA bundle
+// that peers must chain to.
+type Files struct {
+	Cert string `json:"cert"`
+	Key  string `json:"key"`
+	CA   string `json:"ca"`
+}
+
+// Validate reports missing names.
+func (f Files) Validate(what string) error {
+	var errs []error
+	if f.Cert == "" {
+		errs = append(errs, fmt.Errorf("%s: tls.cert is required", what))
+	}
+	if f.Key == "" {
+		errs = append(errs, fmt.Errorf("%s: tls.key is required", what))
+	}
+	if f.CA == "" {
+		errs = append(errs, fmt.Errorf("%s: tls.ca is required", what))
+	}
+	return errors.Join(errs...)
+}
+
+func (f Files) load() (tls.Certificate, *x509.CertPool, error) {
+	cert, err := tls.LoadX509KeyPair(f.Cert, f.Key)
+	if err != nil {
+		return tls.Certificate{}, nil, fmt.Errorf("mtls: loading key pair: %w", err)
+	}
+	pem, err := os.ReadFile(f.CA)
+	if err != nil {
+		return tls.Certificate{}, nil, fmt.Errorf("mtls: reading CA bundle: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return tls.Certificate{}, nil, fmt.Errorf("mtls: no certificate in CA bundle %s", f.CA)
+	}
+	return cert, pool, nil
+}
+
+// ServerConfig returns a TLS 1.3 server configuration. With requireClient,
+// every client must present a certificate that chains to the CA; without it,
+// a client certificate is verified when presented (the caller decides what
+// an absent one means).
+func ServerConfig(f Files, requireClient bool) (*tls.Config, error) {
+	cert, pool, err := f.load()
+	if err != nil {
+		return nil, err
+	}
+	auth := tls.VerifyClientCertIfGiven
+	if requireClient {
+		auth = tls.RequireAndVerifyClientCert
+	}
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		Certificates: []tls.Certificate{cert},
+		ClientCAs:    pool,
+		ClientAuth:   auth,
+	}, nil
+}
+
+// ClientConfig returns a TLS 1.3 client configuration presenting f's
+// certificate and trusting f's CA for servers.
+func ClientConfig(f Files) (*tls.Config, error) {
+	cert, pool, err := f.load()
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		Certificates: []tls.Certificate{cert},
+		RootCAs:      pool,
+	}, nil
+}
+
+// IdentityOf returns the single spiffe:// URI SAN of a verified leaf.
+func IdentityOf(leaf *x509.Certificate) (string, error) {
+	var ids []string
+	for _, u := range leaf.URIs {
+		if u.Scheme == "spiffe" {
+			ids = append(ids, u.String())
+		}
+	}
+	if len(ids) != 1 {
+		return "", fmt.Errorf("%w: certificate has %d spiffe URI SANs, want 1", ErrNoIdentity, len(ids))
+	}
+	if err := CheckSPIFFE(ids[0]); err != nil {
+		return "", err
+	}
+	return ids[0], nil
+}
+
+// CheckSPIFFE checks the form spiffe://<trust-domain>/<path>.
+func CheckSPIFFE(id string) error {
+	u, err := url.Parse(id)
+	if err != nil || u.Scheme != "spiffe" || u.Host == "" || u.User != nil || u.Port() != "" ||
+		u.RawQuery != "" || u.Fragment != "" || len(u.Path) < 2 || strings.Contains(u.Path, "//") ||
+		strings.HasSuffix(u.Path, "/") || strings.Contains(u.Path, "/./") || strings.Contains(u.Path, "/../") ||
+		strings.ToLower(u.Host) != u.Host {
+		return fmt.Errorf("%w: %q is not a spiffe://<trust-domain>/<path> id", ErrNoIdentity, id)
+	}
+	return nil
+}
+
+// PeerID returns the identity of the gRPC peer in ctx, whose certificate
+// chain the TLS handshake verified. It fails with [ErrNoIdentity] for a
+// peer without a verified certificate or without exactly one SPIFFE ID.
+func PeerID(ctx context.Context) (string, error) {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return "", ErrNoIdentity
+	}
+	ti, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok {
+		return "", ErrNoIdentity
+	}
+	if len(ti.State.VerifiedChains) == 0 || len(ti.State.VerifiedChains[0]) == 0 {
+		return "", ErrNoIdentity
+	}
+	return IdentityOf(ti.State.VerifiedChains[0][0])
+}
