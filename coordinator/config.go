@@ -1,0 +1,138 @@
+package coordinator
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"time"
+
+	"github.com/frostmint/frostmint/signer"
+	"github.com/frostmint/frostmint/verifier/mtls"
+	"github.com/frostmint/frostmint/verifier/token"
+)
+
+// Duration is a time.Duration written as a Go duration string.
+type Duration = signer.Duration
+
+// Endpoint is one signer as the coordinator sees it.
+type Endpoint struct {
+	// ID is the signer's FROST participant identifier.
+	ID uint16 `json:"id"`
+	// Addr is host:port.
+	Addr string `json:"addr"`
+	// Identity is the SPIFFE ID the signer's certificate must carry.
+	Identity string `json:"identity"`
+}
+
+// Config configures a coordinator.
+type Config struct {
+	// Listen is the gRPC Mint API address.
+	Listen string `json:"listen"`
+	// HTTPListen serves /.well-known/jwks.json and openid-configuration.
+	HTTPListen string `json:"http_listen"`
+	// Issuer is the iss of minted tokens; the discovery document is served
+	// under it.
+	Issuer string `json:"issuer"`
+	// TLS: the coordinator's certificate (server for callers, client for
+	// signers) and the CA that callers' and signers' certificates chain to.
+	TLS mtls.Files `json:"tls"`
+	// HTTPTLS, when set, serves the discovery endpoints over HTTPS.
+	HTTPTLS *mtls.Files `json:"http_tls,omitempty"`
+	// Group is the public group file.
+	Group string `json:"group"`
+	// Signers lists every signer.
+	Signers []Endpoint `json:"signers"`
+	// Policy lists Rego files or directories; empty means the embedded
+	// default policy.
+	Policy []string `json:"policy,omitempty"`
+	// DefaultTTL is the lifetime of a token when none is asked (5m).
+	DefaultTTL Duration `json:"default_ttl"`
+	// MaxTTL caps lifetimes; it may only lower the hard cap of 15m.
+	MaxTTL Duration `json:"max_ttl"`
+	// PoolSize is the number of commitments kept per signer (32).
+	PoolSize int `json:"pool_size"`
+	// CommitmentMaxAge drops pooled commitments older than this (4m); keep
+	// it well below the signers' nonce_ttl.
+	CommitmentMaxAge Duration `json:"commitment_max_age"`
+	// SignTimeout bounds one signer's answer (2s).
+	SignTimeout Duration `json:"sign_timeout"`
+}
+
+// Default returns a Config with every default filled in.
+func Default() Config {
+	return Config{
+		DefaultTTL:       Duration(token.DefaultTTL),
+		MaxTTL:           Duration(token.MaxTTL),
+		PoolSize:         32,
+		CommitmentMaxAge: Duration(4 * time.Minute),
+		SignTimeout:      Duration(2 * time.Second),
+	}
+}
+
+// Validate reports every problem at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Listen == "" {
+		errs = append(errs, errors.New("listen is required"))
+	}
+	if u, err := url.Parse(c.Issuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		errs = append(errs, fmt.Errorf("issuer must be an http(s) URL, got %q", c.Issuer))
+	}
+	if err := c.TLS.Validate("coordinator"); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Group == "" {
+		errs = append(errs, errors.New("group is required"))
+	}
+	if len(c.Signers) == 0 {
+		errs = append(errs, errors.New("signers: at least one signer is required"))
+	}
+	seen := map[uint16]bool{}
+	for i, s := range c.Signers {
+		if s.ID == 0 || seen[s.ID] {
+			errs = append(errs, fmt.Errorf("signers[%d]: id must be unique and non-zero", i))
+		}
+		seen[s.ID] = true
+		if s.Addr == "" {
+			errs = append(errs, fmt.Errorf("signers[%d]: addr is required", i))
+		}
+		if err := mtls.CheckSPIFFE(s.Identity); err != nil {
+			errs = append(errs, fmt.Errorf("signers[%d]: identity: %w", i, err))
+		}
+	}
+	if c.MaxTTL <= 0 || time.Duration(c.MaxTTL) > token.MaxTTL {
+		errs = append(errs, fmt.Errorf("max_ttl must be in (0, %s]", token.MaxTTL))
+	}
+	if c.DefaultTTL <= 0 || c.DefaultTTL > c.MaxTTL {
+		errs = append(errs, errors.New("default_ttl must be in (0, max_ttl]"))
+	}
+	if c.PoolSize < 1 || c.PoolSize > 1024 {
+		errs = append(errs, errors.New("pool_size must be 1..1024"))
+	}
+	if c.CommitmentMaxAge <= 0 {
+		errs = append(errs, errors.New("commitment_max_age must be positive"))
+	}
+	if c.SignTimeout <= 0 {
+		errs = append(errs, errors.New("sign_timeout must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// LoadConfig reads a JSON config over the defaults; unknown keys are an
+// error. It does not validate.
+func LoadConfig(path string) (Config, error) {
+	c := Default()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return c, err
+	}
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.DisallowUnknownFields()
+	if err := d.Decode(&c); err != nil {
+		return c, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}

@@ -1,0 +1,227 @@
+package coordinator
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials"
+
+	signv1 "github.com/frostmint/frostmint/proto/frostmint/sign/v1"
+	"github.com/frostmint/frostmint/signer/frost"
+	"github.com/frostmint/frostmint/verifier/mtls"
+)
+
+// pooled is a commitment fetched ahead of time.
+type pooled struct {
+	c       frost.Commitment
+	fetched time.Time
+}
+
+// pool is one signer: its connection and its commitments. It is safe for
+// concurrent use.
+type pool struct {
+	ep     Endpoint
+	conn   *grpc.ClientConn
+	client signv1.SignerServiceClient
+	group  *frost.Group
+	size   int
+	maxAge time.Duration
+	now    func() time.Time
+
+	mu       sync.Mutex
+	items    []pooled
+	bootID   string
+	healthy  bool
+	lastErr  error
+	retryAt  time.Time
+	failures int
+	refill   sync.Mutex // one refill at a time
+}
+
+func newPool(ep Endpoint, base *tls.Config, group *frost.Group, size int, maxAge time.Duration, now func() time.Time) (*pool, error) {
+	tc := base.Clone()
+	want := ep.Identity
+	// The signer must present the identity configured for it: chain
+	// verification alone would accept any cluster certificate.
+	tc.VerifyConnection = func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
+			return errors.New("signer presented no certificate")
+		}
+		id, err := mtls.IdentityOf(cs.PeerCertificates[0])
+		if err != nil {
+			return err
+		}
+		if id != want {
+			return fmt.Errorf("signer at %s is %q, want %q", ep.Addr, id, want)
+		}
+		return nil
+	}
+	tc.ServerName = ""
+	tc.InsecureSkipVerify = true // hostname check replaced by chain + identity check below
+	roots := base.RootCAs
+	tc.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
+		return verifyChain(raw, roots)
+	}
+	conn, err := grpc.NewClient(ep.Addr,
+		grpc.WithTransportCredentials(credentials.NewTLS(tc)),
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+			MinConnectTimeout: 2 * time.Second,
+		}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("signer %d: %w", ep.ID, err)
+	}
+	return &pool{ep: ep, conn: conn, client: signv1.NewSignerServiceClient(conn), group: group,
+		size: size, maxAge: maxAge, now: now, healthy: true}, nil
+}
+
+// verifyChain checks the leaf against roots for any usage we issue.
+func verifyChain(raw [][]byte, roots *x509.CertPool) error {
+	if len(raw) == 0 {
+		return errors.New("no certificate")
+	}
+	certs := make([]*x509.Certificate, len(raw))
+	for i, r := range raw {
+		c, err := x509.ParseCertificate(r)
+		if err != nil {
+			return err
+		}
+		certs[i] = c
+	}
+	inter := x509.NewCertPool()
+	for _, c := range certs[1:] {
+		inter.AddCert(c)
+	}
+	_, err := certs[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+	return err
+}
+
+// take removes and returns one fresh commitment, if any.
+func (p *pool) take() (frost.Commitment, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	cutoff := p.now().Add(-p.maxAge)
+	for len(p.items) > 0 {
+		it := p.items[len(p.items)-1]
+		p.items = p.items[:len(p.items)-1]
+		if it.fetched.After(cutoff) {
+			return it.c, true
+		}
+	}
+	return frost.Commitment{}, false
+}
+
+// drop forgets every pooled commitment (the signer restarted or refused one).
+func (p *pool) drop() {
+	p.mu.Lock()
+	p.items = nil
+	p.mu.Unlock()
+}
+
+func (p *pool) len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.items)
+}
+
+// usable reports whether the pool should be tried now.
+func (p *pool) usable() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.healthy || !p.now().Before(p.retryAt)
+}
+
+func (p *pool) markOK() {
+	p.mu.Lock()
+	p.healthy, p.lastErr, p.failures = true, nil, 0
+	p.mu.Unlock()
+}
+
+func (p *pool) markFailed(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.healthy, p.lastErr = false, err
+	p.failures++
+	wait := time.Duration(p.failures) * 200 * time.Millisecond
+	if wait > 2*time.Second {
+		wait = 2 * time.Second
+	}
+	p.retryAt = p.now().Add(wait)
+}
+
+func (p *pool) status() (healthy bool, n int, lastErr error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.healthy, len(p.items), p.lastErr
+}
+
+// fill tops the pool up to its size with one Commit call. A signer whose
+// boot id changed lost its nonces, so the pool is dropped first.
+func (p *pool) fill(ctx context.Context, timeout time.Duration) error {
+	p.refill.Lock()
+	defer p.refill.Unlock()
+	need := p.size - p.len()
+	if need <= 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	resp, err := p.client.Commit(ctx, &signv1.CommitRequest{Count: uint32(need)})
+	if err != nil {
+		p.markFailed(err)
+		return err
+	}
+	if resp.GetSignerId() != uint32(p.ep.ID) {
+		err := fmt.Errorf("signer at %s says it is %d, configured as %d", p.ep.Addr, resp.GetSignerId(), p.ep.ID)
+		p.markFailed(err)
+		return err
+	}
+	items := make([]pooled, 0, len(resp.GetCommitments()))
+	now := p.now()
+	for _, enc := range resp.GetCommitments() {
+		c, err := p.group.DecodeCommitment(enc)
+		if err != nil || c.SignerID != p.ep.ID {
+			err = fmt.Errorf("signer %d sent an invalid commitment: %v", p.ep.ID, err)
+			p.markFailed(err)
+			return err
+		}
+		items = append(items, pooled{c: c, fetched: now})
+	}
+	p.mu.Lock()
+	if p.bootID != resp.GetBootId() {
+		p.items = nil
+		p.bootID = resp.GetBootId()
+	}
+	p.items = append(p.items, items...)
+	p.mu.Unlock()
+	p.markOK()
+	return nil
+}
+
+// checkBoot asks the signer for its boot id and drops the pool when the
+// signer restarted.
+func (p *pool) checkBoot(ctx context.Context, timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	info, err := p.client.Info(ctx, &signv1.InfoRequest{})
+	if err != nil {
+		p.markFailed(err)
+		p.drop()
+		return
+	}
+	p.mu.Lock()
+	if p.bootID != "" && p.bootID != info.GetBootId() {
+		p.items = nil
+	}
+	p.bootID = info.GetBootId()
+	p.mu.Unlock()
+	p.markOK()
+}

@@ -1,0 +1,601 @@
+package coordinator
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/frostmint/frostmint/policy"
+	mintv1 "github.com/frostmint/frostmint/proto/frostmint/mint/v1"
+	signv1 "github.com/frostmint/frostmint/proto/frostmint/sign/v1"
+	"github.com/frostmint/frostmint/signer/frost"
+	"github.com/frostmint/frostmint/verifier/jwks"
+	"github.com/frostmint/frostmint/verifier/mtls"
+	"github.com/frostmint/frostmint/verifier/token"
+)
+
+// Policy decides whether a mint may happen.
+type Policy interface {
+	// Evaluate returns the decision for in; it fails (and the mint is
+	// refused) when the policy cannot decide.
+	Evaluate(ctx context.Context, in policy.Input) (policy.Decision, error)
+}
+
+// Server is the coordinator.
+type Server struct {
+	mintv1.UnimplementedMintServiceServer
+
+	cfg    Config
+	log    *slog.Logger
+	now    func() time.Time
+	policy Policy
+	group  *frost.Group
+	kid    string
+	jwks   []byte
+	pools  []*pool
+}
+
+// Option adjusts a Server.
+type Option func(*Server)
+
+// WithClock injects the clock.
+func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
+
+// WithPolicy replaces the policy engine.
+func WithPolicy(p Policy) Option { return func(s *Server) { s.policy = p } }
+
+// New validates cfg, loads the group and the policy, and prepares a
+// connection to every signer (connections are made lazily).
+func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("coordinator config: %w", err)
+	}
+	group, err := frost.ReadGroupFile(cfg.Group)
+	if err != nil {
+		return nil, err
+	}
+	pub := group.Public()
+	if len(cfg.Signers) != int(pub.MaxSigners) {
+		return nil, fmt.Errorf("coordinator config: %d signers configured, the group has %d", len(cfg.Signers), pub.MaxSigners)
+	}
+	kid, err := jwks.KeyID(pub.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	doc, err := jwks.Marshal(pub.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: log, now: time.Now, group: group, kid: kid, jwks: doc}
+	for _, o := range opts {
+		o(s)
+	}
+	if s.policy == nil {
+		var popts []policy.Option
+		if len(cfg.Policy) > 0 {
+			popts = append(popts, policy.WithFiles(cfg.Policy...))
+		}
+		eng, err := policy.New(ctx, popts...)
+		if err != nil {
+			return nil, fmt.Errorf("coordinator: policy: %w", err)
+		}
+		s.policy = eng
+		log.Info("policy loaded", "hash", eng.Hash())
+	}
+	base, err := mtls.ClientConfig(cfg.TLS)
+	if err != nil {
+		return nil, err
+	}
+	for _, ep := range cfg.Signers {
+		p, err := newPool(ep, base, group, cfg.PoolSize, time.Duration(cfg.CommitmentMaxAge), s.now)
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		s.pools = append(s.pools, p)
+	}
+	return s, nil
+}
+
+// Close closes the signer connections.
+func (s *Server) Close() {
+	for _, p := range s.pools {
+		p.conn.Close()
+	}
+}
+
+// KeyID returns the kid of minted tokens.
+func (s *Server) KeyID() string { return s.kid }
+
+// Run serves the Mint API and the discovery endpoints and keeps the
+// commitment pools full until ctx is done; then it stops gracefully within
+// 5 s. The first part to fail stops the rest.
+func (s *Server) Run(ctx context.Context) error {
+	defer s.Close()
+	tlsConf, err := mtls.ServerConfig(s.cfg.TLS, false)
+	if err != nil {
+		return err
+	}
+	lis, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("coordinator: listen: %w", err)
+	}
+	gs := grpc.NewServer(grpc.Creds(credentials.NewTLS(tlsConf)))
+	mintv1.RegisterMintServiceServer(gs, s)
+
+	var hs *http.Server
+	var hlis net.Listener
+	if s.cfg.HTTPListen != "" {
+		hlis, err = net.Listen("tcp", s.cfg.HTTPListen)
+		if err != nil {
+			lis.Close()
+			return fmt.Errorf("coordinator: http listen: %w", err)
+		}
+		hs = &http.Server{Handler: s.HTTPHandler(), ReadHeaderTimeout: 5 * time.Second}
+		if s.cfg.HTTPTLS != nil {
+			hc, err := mtls.ServerConfig(*s.cfg.HTTPTLS, false)
+			if err != nil {
+				return err
+			}
+			hc.ClientAuth = 0
+			hs.TLSConfig = hc
+		}
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 3)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := gs.Serve(lis); err != nil {
+			errc <- fmt.Errorf("coordinator: grpc: %w", err)
+		}
+	}()
+	if hs != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var err error
+			if hs.TLSConfig != nil {
+				err = hs.ServeTLS(hlis, "", "")
+			} else {
+				err = hs.Serve(hlis)
+			}
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("coordinator: http: %w", err)
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); s.maintain(ctx) }()
+	s.log.Info("coordinator listening", "grpc", lis.Addr().String(), "http", s.cfg.HTTPListen, "issuer", s.cfg.Issuer, "kid", s.kid)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	cancel()
+	stopCtx, stopCancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer stopCancel()
+	if hs != nil {
+		_ = hs.Shutdown(stopCtx)
+	}
+	stopped := make(chan struct{})
+	go func() { gs.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-stopCtx.Done():
+		gs.Stop()
+	}
+	wg.Wait()
+	s.log.Info("coordinator stopped")
+	return runErr
+}
+
+// maintain keeps pools topped up, notices restarted signers, and retries
+// unhealthy ones so they rejoin by themselves.
+func (s *Server) maintain(ctx context.Context) {
+	timeout := time.Duration(s.cfg.SignTimeout)
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	lastBoot := time.Time{}
+	for {
+		checkBoot := s.now().Sub(lastBoot) > 2*time.Second
+		if checkBoot {
+			lastBoot = s.now()
+		}
+		var wg sync.WaitGroup
+		for _, p := range s.pools {
+			if !p.usable() {
+				continue
+			}
+			wg.Add(1)
+			go func(p *pool) {
+				defer wg.Done()
+				if checkBoot {
+					p.checkBoot(ctx, timeout)
+				}
+				if p.usable() && p.len() < (p.size+1)/2 {
+					if err := p.fill(ctx, timeout); err != nil && ctx.Err() == nil {
+						s.log.Debug("refill failed", "signer", p.ep.ID, "err", err)
+					}
+				}
+			}(p)
+		}
+		wg.Wait()
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// HTTPHandler serves the JWKS and the OpenID discovery document.
+func (s *Server) HTTPHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/jwk-set+json")
+		w.Header().Set("Cache-Control", "public, max-age=300")
+		w.Write(s.jwks)
+	})
+	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{
+			"issuer":                                strings.TrimSuffix(s.cfg.Issuer, "/"),
+			"jwks_uri":                              s.JWKSURL(),
+			"id_token_signing_alg_values_supported": []string{token.Algorithm},
+			"token_endpoint_auth_methods_supported": []string{"tls_client_auth"},
+		})
+	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	return mux
+}
+
+// JWKSURL is where the JWKS is served, under the issuer.
+func (s *Server) JWKSURL() string {
+	return strings.TrimSuffix(s.cfg.Issuer, "/") + "/.well-known/jwks.json"
+}
+
+// GetStatus implements mintv1.MintServiceServer.
+func (s *Server) GetStatus(context.Context, *mintv1.GetStatusRequest) (*mintv1.GetStatusResponse, error) {
+	resp := &mintv1.GetStatusResponse{Issuer: s.cfg.Issuer, JwksJson: string(s.jwks), KeyId: s.kid, Threshold: uint32(s.group.Public().Threshold)}
+	for _, p := range s.pools {
+		h, n, _ := p.status()
+		resp.Signers = append(resp.Signers, &mintv1.SignerStatus{Id: uint32(p.ep.ID), Address: p.ep.Addr, Healthy: h, PooledCommitments: uint32(n)})
+	}
+	return resp, nil
+}
+
+func newRequestID() string {
+	b := make([]byte, 12)
+	if _, err := rand.Read(b); err != nil {
+		return "unknown"
+	}
+	return hex.EncodeToString(b)
+}
+
+// Mint implements mintv1.MintServiceServer. Errors sent to the caller are
+// fixed, helpful messages; the detail goes to the log with the request id.
+func (s *Server) Mint(ctx context.Context, req *mintv1.MintRequest) (*mintv1.MintResponse, error) {
+	rid := newRequestID()
+	log := s.log.With("request_id", rid)
+	caller, err := mtls.PeerID(ctx)
+	if err != nil {
+		log.Warn("mint refused: no caller identity", "err", err)
+		return nil, status.Error(codes.Unauthenticated, "a client certificate with a SPIFFE ID (URI SAN) is required to mint")
+	}
+	log = log.With("sub", caller)
+	ttl, err := s.requestedTTL(req)
+	if err != nil {
+		log.Info("mint refused: bad request", "err", err)
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	scopes := req.GetScopes()
+	if err := checkRequest(req.GetAudience(), scopes); err != nil {
+		log.Info("mint refused: bad request", "err", err)
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	now := s.now()
+	dec, err := s.policy.Evaluate(ctx, policy.Input{
+		Caller:  policy.Caller{Subject: caller, ClientID: caller, Kind: "x509-svid"},
+		Request: policy.Request{Audience: req.GetAudience(), Scopes: scopes, TTL: ttl},
+		Time:    now,
+	})
+	if err != nil {
+		log.Error("policy evaluation failed", "err", err)
+		return nil, status.Errorf(codes.Internal, "policy could not decide; request %s refused", rid)
+	}
+	if !dec.Allow {
+		log.Info("mint denied by policy", "reasons", dec.Reasons, "aud", req.GetAudience(), "scope", scopes)
+		return nil, status.Errorf(codes.PermissionDenied, "policy denied the request: %s", strings.Join(dec.Reasons, "; "))
+	}
+	if dec.RequiresApproval {
+		log.Info("mint needs approval, which this cluster cannot give", "scope", scopes)
+		return nil, status.Error(codes.FailedPrecondition, "policy requires human approval for these scopes, and no guardian is configured")
+	}
+	if dec.MaxTTL > 0 && ttl > dec.MaxTTL {
+		if req.GetTtl() != nil {
+			return nil, status.Errorf(codes.PermissionDenied, "policy allows at most %s for these scopes", dec.MaxTTL)
+		}
+		ttl = dec.MaxTTL
+	}
+	jti, err := token.NewID(rand.Reader)
+	if err != nil {
+		log.Error("randomness failed", "err", err)
+		return nil, status.Error(codes.Internal, "internal error")
+	}
+	iat := now.Unix()
+	claims := token.Claims{
+		Issuer: strings.TrimSuffix(s.cfg.Issuer, "/"), Subject: caller, ClientID: caller,
+		Audience: req.GetAudience(), Scope: strings.Join(scopes, " "),
+		IssuedAt: iat, NotBefore: iat, Expiry: iat + int64(ttl/time.Second), ID: jti,
+	}
+	msg, err := token.SigningInput(token.Header{Algorithm: token.Algorithm, Type: token.Type, KeyID: s.kid}, claims)
+	if err != nil {
+		log.Info("mint refused: token invalid", "err", err)
+		return nil, status.Error(codes.InvalidArgument, "the request does not make a valid token: "+err.Error())
+	}
+	sig, ids, err := s.sign(ctx, log, rid, msg)
+	if err != nil {
+		var q *QuorumError
+		if errors.As(err, &q) {
+			log.Warn("mint failed: no quorum", "err", err)
+			return nil, status.Error(codes.Unavailable, q.Error())
+		}
+		log.Error("mint failed", "err", err)
+		return nil, status.Errorf(codes.Unavailable, "signing failed; request %s", rid)
+	}
+	log.Info("minted", "jti", jti, "aud", claims.Audience, "scope", claims.Scope, "ttl", ttl.String(), "signers", ids)
+	resp := &mintv1.MintResponse{Token: token.Compact(msg, sig), TokenId: jti,
+		ExpiresAt: timestamppb.New(time.Unix(claims.Expiry, 0)), RequestId: rid}
+	for _, id := range ids {
+		resp.SignerIds = append(resp.SignerIds, uint32(id))
+	}
+	return resp, nil
+}
+
+func (s *Server) requestedTTL(req *mintv1.MintRequest) (time.Duration, error) {
+	if req.GetTtl() == nil {
+		return time.Duration(s.cfg.DefaultTTL), nil
+	}
+	if err := req.GetTtl().CheckValid(); err != nil {
+		return 0, fmt.Errorf("ttl: %w", err)
+	}
+	ttl := req.GetTtl().AsDuration()
+	if ttl < time.Second || ttl%time.Second != 0 {
+		return 0, errors.New("ttl must be a whole number of seconds, at least 1s")
+	}
+	if ttl > time.Duration(s.cfg.MaxTTL) {
+		return 0, fmt.Errorf("ttl %s exceeds the cap of %s", ttl, time.Duration(s.cfg.MaxTTL))
+	}
+	return ttl, nil
+}
+
+func checkRequest(aud string, scopes []string) error {
+	var errs []error
+	if aud == "" || len(aud) > 512 || strings.ContainsAny(aud, " \t\r\n") {
+		errs = append(errs, errors.New("audience must be one non-empty string without spaces"))
+	}
+	if len(scopes) == 0 || len(scopes) > token.MaxScopes {
+		errs = append(errs, fmt.Errorf("between 1 and %d scopes are required", token.MaxScopes))
+	}
+	seen := map[string]bool{}
+	for _, sc := range scopes {
+		if sc == "" || len(sc) > 128 || strings.ContainsAny(sc, " \t\r\n\"\\") {
+			errs = append(errs, fmt.Errorf("scope %q is not a valid scope token", sc))
+		}
+		if seen[sc] {
+			errs = append(errs, fmt.Errorf("scope %q is repeated", sc))
+		}
+		seen[sc] = true
+	}
+	return errors.Join(errs...)
+}
+
+// QuorumError means fewer than threshold signers could take part.
+type QuorumError struct {
+	Threshold int
+	Available int
+	Missing   map[uint16]string
+}
+
+func (e *QuorumError) Error() string {
+	ids := make([]int, 0, len(e.Missing))
+	for id := range e.Missing {
+		ids = append(ids, int(id))
+	}
+	sort.Ints(ids)
+	parts := make([]string, 0, len(ids))
+	for _, id := range ids {
+		parts = append(parts, fmt.Sprintf("signer %d: %s", id, e.Missing[uint16(id)]))
+	}
+	return fmt.Sprintf("no quorum: need %d signers, %d available (%s)", e.Threshold, e.Available, strings.Join(parts, "; "))
+}
+
+type member struct {
+	p *pool
+	c frost.Commitment
+}
+
+// pickQuorum takes one commitment from each of t usable signers, fetching
+// on demand when a pool is empty.
+func (s *Server) pickQuorum(ctx context.Context, excluded map[uint16]string) ([]member, error) {
+	t := int(s.group.Public().Threshold)
+	cands := make([]*pool, 0, len(s.pools))
+	for _, p := range s.pools {
+		if _, ok := excluded[p.ep.ID]; !ok {
+			cands = append(cands, p)
+		}
+	}
+	// Healthy signers with full pools first.
+	sort.SliceStable(cands, func(i, j int) bool {
+		hi, ni, _ := cands[i].status()
+		hj, nj, _ := cands[j].status()
+		if hi != hj {
+			return hi
+		}
+		return ni > nj
+	})
+	missing := map[uint16]string{}
+	for id, why := range excluded {
+		missing[id] = why
+	}
+	var q []member
+	for _, p := range cands {
+		if len(q) == t {
+			break
+		}
+		if !p.usable() {
+			_, _, lastErr := p.status()
+			missing[p.ep.ID] = "unavailable: " + describe(lastErr)
+			continue
+		}
+		c, ok := p.take()
+		if !ok {
+			if err := p.fill(ctx, time.Duration(s.cfg.SignTimeout)); err != nil {
+				missing[p.ep.ID] = "unavailable: " + describe(err)
+				continue
+			}
+			if c, ok = p.take(); !ok {
+				missing[p.ep.ID] = "no commitments"
+				continue
+			}
+		}
+		q = append(q, member{p: p, c: c})
+	}
+	if len(q) < t {
+		return nil, &QuorumError{Threshold: t, Available: len(q), Missing: missing}
+	}
+	return q, nil
+}
+
+func describe(err error) string {
+	if err == nil {
+		return "not responding"
+	}
+	if st, ok := status.FromError(err); ok {
+		switch st.Code() {
+		case codes.Unavailable:
+			return "unreachable"
+		case codes.DeadlineExceeded:
+			return "timed out"
+		}
+		return strings.ToLower(st.Code().String())
+	}
+	return "error"
+}
+
+// sign collects t shares for msg and aggregates them, retrying with other
+// quorums when signers fail. It returns the signature and the signer ids.
+func (s *Server) sign(ctx context.Context, log *slog.Logger, rid string, msg []byte) ([]byte, []uint16, error) {
+	excluded := map[uint16]string{}
+	for attempt := 0; attempt < len(s.pools); attempt++ {
+		q, err := s.pickQuorum(ctx, excluded)
+		if err != nil {
+			return nil, nil, err
+		}
+		cs := make([]frost.Commitment, len(q))
+		for i, m := range q {
+			cs[i] = m.c
+		}
+		list, err := s.group.EncodeList(cs)
+		if err != nil {
+			return nil, nil, err
+		}
+		shares := make([]frost.Share, len(q))
+		errs := make([]error, len(q))
+		var wg sync.WaitGroup
+		for i, m := range q {
+			wg.Add(1)
+			go func(i int, m member) {
+				defer wg.Done()
+				cctx, cancel := context.WithTimeout(ctx, time.Duration(s.cfg.SignTimeout))
+				defer cancel()
+				resp, err := m.p.client.Sign(cctx, &signv1.SignRequest{Message: msg, CommitmentList: list, RequestId: rid})
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				if resp.GetSignerId() != uint32(m.p.ep.ID) {
+					errs[i] = fmt.Errorf("answered as signer %d", resp.GetSignerId())
+					return
+				}
+				shares[i] = frost.Share{SignerID: m.p.ep.ID, Encoded: resp.GetSignatureShare()}
+			}(i, m)
+		}
+		wg.Wait()
+		failed := false
+		for i, err := range errs {
+			if err == nil {
+				continue
+			}
+			failed = true
+			p := q[i].p
+			st, _ := status.FromError(err)
+			switch st.Code() {
+			case codes.FailedPrecondition:
+				// The signer lost its nonces (restart or expiry): the whole
+				// pool is stale.
+				p.drop()
+				excluded[p.ep.ID] = "stale commitments"
+			case codes.InvalidArgument, codes.PermissionDenied:
+				// The signer refused the token itself; another quorum will
+				// not change the message, so report it.
+				log.Warn("signer refused", "signer", p.ep.ID, "err", err)
+				return nil, nil, fmt.Errorf("signer %d refused: %w", p.ep.ID, err)
+			default:
+				p.markFailed(err)
+				excluded[p.ep.ID] = describe(err)
+			}
+			log.Warn("signer failed; retrying with another quorum", "signer", p.ep.ID, "err", err)
+		}
+		if failed {
+			continue
+		}
+		sig, err := s.group.Aggregate(msg, cs, shares)
+		var bad *frost.BadShareError
+		if errors.As(err, &bad) {
+			log.Error("signer returned an invalid share", "signer", bad.SignerID)
+			for _, p := range s.pools {
+				if p.ep.ID == bad.SignerID {
+					p.markFailed(bad)
+					p.drop()
+				}
+			}
+			excluded[bad.SignerID] = "invalid signature share"
+			continue
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		ids := make([]uint16, len(q))
+		for i, m := range q {
+			ids[i] = m.p.ep.ID
+		}
+		sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+		return sig, ids, nil
+	}
+	return nil, nil, &QuorumError{Threshold: int(s.group.Public().Threshold), Missing: excluded}
+}
