@@ -2,9 +2,11 @@ package coordinator
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"time"
@@ -135,4 +137,18 @@ func LoadConfig(path string) (Config, error) {
 		return c, fmt.Errorf("%s: %w", path, err)
 	}
 	return c, nil
+}
+
+// RunConfigFile loads, validates and runs a coordinator from a config
+// file until ctx is done.
+func RunConfigFile(ctx context.Context, path string, log *slog.Logger) error {
+	cfg, err := LoadConfig(path)
+	if err != nil {
+		return err
+	}
+	s, err := New(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	return s.Run(ctx)
 }

@@ -2,9 +2,11 @@ package signer
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"time"
 
@@ -126,4 +128,18 @@ func LoadConfig(path string) (Config, error) {
 		return c, fmt.Errorf("%s: %w", path, err)
 	}
 	return c, nil
+}
+
+// RunConfigFile loads, validates and runs a signer from a config file
+// until ctx is done.
+func RunConfigFile(ctx context.Context, path string, log *slog.Logger) error {
+	cfg, err := LoadConfig(path)
+	if err != nil {
+		return err
+	}
+	s, err := New(cfg, log)
+	if err != nil {
+		return err
+	}
+	return s.Run(ctx)
 }

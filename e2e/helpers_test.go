@@ -1,0 +1,26 @@
+package e2e
+
+import (
+	"crypto"
+
+	"github.com/frostmint/frostmint/signer/frost"
+)
+
+const cryptoSHA256 = crypto.SHA256
+
+// encodeList builds a commitment list as the coordinator does.
+func encodeList(groupFile string, encoded [][]byte) ([]byte, error) {
+	g, err := frost.ReadGroupFile(groupFile)
+	if err != nil {
+		return nil, err
+	}
+	var cs []frost.Commitment
+	for _, e := range encoded {
+		c, err := g.DecodeCommitment(e)
+		if err != nil {
+			return nil, err
+		}
+		cs = append(cs, c)
+	}
+	return g.EncodeList(cs)
+}

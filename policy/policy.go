@@ -1,0 +1,266 @@
+package policy
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+)
+
+// DecisionQuery is the document every policy must define.
+const DecisionQuery = "data.frostmint.mint.decision"
+
+var (
+	// ErrLoad reports policy files that could not be found, read or
+	// understood as modules and data.
+	ErrLoad = errors.New("policy: load failed")
+	// ErrCompile reports a policy that does not parse or compile.
+	ErrCompile = errors.New("policy: compile failed")
+	// ErrEvaluation reports an evaluation that produced no well-formed
+	// decision. It is never accompanied by an allowing Decision.
+	ErrEvaluation = errors.New("policy: evaluation failed")
+	// ErrTestsFailed reports Rego unit tests that failed or errored.
+	ErrTestsFailed = errors.New("policy: rego tests failed")
+)
+
+// defaultBundle holds the default policy, its data and its unit tests.
+//
+//go:embed bundle
+var defaultBundle embed.FS
+
+// DefaultBundle returns the embedded default bundle: mint.rego, data.json
+// and the Rego unit tests, at the root of the returned file system.
+func DefaultBundle() fs.FS {
+	sub, err := fs.Sub(defaultBundle, "bundle")
+	if err != nil {
+		panic(err) // the directory is embedded at build time
+	}
+	return sub
+}
+
+// Input is what policy sees for one mint request.
+type Input struct {
+	Caller   Caller    `json:"caller"`
+	Request  Request   `json:"request"`
+	Time     time.Time `json:"-"`         // rendered into input as "time" (RFC 3339) and "time_unix"
+	SignerID int       `json:"signer_id"` // 0 at the coordinator
+}
+
+// Caller is the authenticated identity asking to mint.
+type Caller struct {
+	Subject  string         `json:"subject"` // e.g. spiffe://dev.frostmint.local/ci/deployer
+	ClientID string         `json:"client_id"`
+	Kind     string         `json:"kind"` // "x509-svid" for now; later "oidc"
+	Claims   map[string]any `json:"claims,omitempty"`
+}
+
+// Request is what the caller asks for.
+type Request struct {
+	Audience string        `json:"audience"`
+	Scopes   []string      `json:"scopes"`
+	TTL      time.Duration `json:"-"` // rendered as "ttl_seconds"
+}
+
+// Decision is the policy's answer for one Input.
+type Decision struct {
+	Allow            bool
+	Reasons          []string      // why denied (or notes when allowed); never nil-vs-empty significant
+	MaxTTL           time.Duration // 0 means "no policy limit" (the hard cap of 15m still applies elsewhere)
+	RequiresApproval bool
+}
+
+// Option configures New.
+type Option func(*options)
+
+type options struct {
+	paths    []string
+	useFiles bool
+	now      func() time.Time
+}
+
+// WithFiles loads the policy from disk instead of the embedded bundle. Each
+// path is a .rego module, a .json data document (mounted at the root of
+// data), or a directory that is walked for .rego modules and data.json
+// documents (a data.json in subdirectory a/b is mounted at data.a.b, as in
+// an OPA bundle). Files named *_test.rego are ignored for evaluation. Use
+// several WithFiles, or several paths, to combine e.g. the default
+// mint.rego with a site-specific data.json.
+func WithFiles(paths ...string) Option {
+	return func(o *options) {
+		o.useFiles = true
+		o.paths = append(o.paths, paths...)
+	}
+}
+
+// WithClock sets the clock used for an Input whose Time is zero. The
+// default is time.Now.
+func WithClock(now func() time.Time) Option {
+	return func(o *options) { o.now = now }
+}
+
+// Engine evaluates one loaded, compiled policy. It is safe for concurrent
+// use.
+type Engine struct {
+	query rego.PreparedEvalQuery
+	hash  string
+	now   func() time.Time
+}
+
+// New loads and compiles the policy (the embedded default bundle unless
+// WithFiles is given), prepares the decision query and checks the policy
+// against sample inputs. Errors wrap ErrLoad, ErrCompile or ErrEvaluation.
+func New(ctx context.Context, opts ...Option) (*Engine, error) {
+	o := options{now: time.Now}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.now == nil {
+		return nil, fmt.Errorf("%w: WithClock(nil)", ErrLoad)
+	}
+
+	var src *sources
+	if o.useFiles {
+		var err error
+		if src, err = loadPaths(o.paths); err != nil {
+			return nil, err
+		}
+	} else {
+		src = &sources{}
+		if err := loadFS(DefaultBundle(), "bundle", false, src); err != nil {
+			return nil, fmt.Errorf("%w: embedded bundle: %w", ErrLoad, err)
+		}
+	}
+	modules, data, err := src.parse()
+	if err != nil {
+		return nil, err
+	}
+
+	regoOpts := []func(*rego.Rego){
+		rego.Query(DecisionQuery),
+		rego.Store(inmem.NewFromObject(data)),
+		rego.Capabilities(capabilities()),
+		rego.SetRegoVersion(ast.RegoV1),
+		rego.StrictBuiltinErrors(true),
+	}
+	for _, m := range modules {
+		regoOpts = append(regoOpts, rego.ParsedModule(m))
+	}
+	query, err := rego.New(regoOpts...).PrepareForEval(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrCompile, err)
+	}
+
+	e := &Engine{query: query, hash: src.hash(), now: o.now}
+	if err := e.selfCheck(ctx, !o.useFiles); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// capabilities are this OPA version's, less the non-deterministic built-ins
+// (http.send, rand.intn, uuid.rfc4122, opa.runtime, net.lookup_ip_addr,
+// io.jwt.encode_sign...): every signer must reach the same decision from the
+// same input. time.now_ns stays; Evaluate pins it to Input.Time.
+func capabilities() *ast.Capabilities {
+	c := ast.CapabilitiesForThisVersion()
+	kept := c.Builtins[:0]
+	for _, b := range c.Builtins {
+		if b.Nondeterministic && b.Name != ast.NowNanos.Name {
+			continue
+		}
+		kept = append(kept, b)
+	}
+	c.Builtins = kept
+	return c
+}
+
+// sampleAllowed is a request the default bundle must allow: the demo.
+func sampleAllowed() Input {
+	return Input{
+		Caller: Caller{
+			Subject:  "spiffe://dev.frostmint.local/dev/cli",
+			ClientID: "frostmint-dev-cli",
+			Kind:     "x509-svid",
+		},
+		Request: Request{
+			Audience: "https://api.example.com",
+			Scopes:   []string{"read", "write"},
+			TTL:      5 * time.Minute,
+		},
+		Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
+	}
+}
+
+// sampleDenied is a request the default bundle must deny: an untrusted
+// trust domain.
+func sampleDenied() Input {
+	in := sampleAllowed()
+	in.Caller.Subject = "spiffe://untrusted.example/dev/cli"
+	return in
+}
+
+// selfCheck evaluates the sample inputs. Every policy must produce a
+// well-formed decision; the default bundle must also decide them correctly.
+func (e *Engine) selfCheck(ctx context.Context, isDefault bool) error {
+	allowed, err := e.Evaluate(ctx, sampleAllowed())
+	if err != nil {
+		return fmt.Errorf("self-check: %w", err)
+	}
+	if !isDefault {
+		return nil
+	}
+	if !allowed.Allow {
+		return fmt.Errorf("%w: self-check: default bundle denies the dev caller: %q", ErrEvaluation, allowed.Reasons)
+	}
+	denied, err := e.Evaluate(ctx, sampleDenied())
+	if err != nil {
+		return fmt.Errorf("self-check: %w", err)
+	}
+	if denied.Allow || len(denied.Reasons) == 0 {
+		return fmt.Errorf("%w: self-check: default bundle allows an untrusted caller", ErrEvaluation)
+	}
+	return nil
+}
+
+// Hash identifies the loaded policy: the hex SHA-256 over the evaluated
+// module sources and data documents, sorted by their path relative to the
+// directory they were loaded from (test modules excluded). The embedded
+// bundle and WithFiles on a copy of its directory hash the same.
+func (e *Engine) Hash() string { return e.hash }
+
+// Evaluate decides one request. Any failure to produce a well-formed
+// decision is an error wrapping ErrEvaluation, and the Decision returned
+// with an error never allows.
+func (e *Engine) Evaluate(ctx context.Context, in Input) (Decision, error) {
+	if err := ctx.Err(); err != nil {
+		return Decision{}, fmt.Errorf("%w: %w", ErrEvaluation, err)
+	}
+	if in.Time.IsZero() {
+		in.Time = e.now()
+	}
+	input, err := in.value()
+	if err != nil {
+		return Decision{}, fmt.Errorf("%w: input: %w", ErrEvaluation, err)
+	}
+	rs, err := e.query.Eval(ctx, rego.EvalParsedInput(input), rego.EvalTime(in.Time))
+	if err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return Decision{}, fmt.Errorf("%w: %w", ErrEvaluation, ctxErr)
+		}
+		return Decision{}, fmt.Errorf("%w: %w", ErrEvaluation, err)
+	}
+	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
+		return Decision{}, fmt.Errorf("%w: %s is undefined", ErrEvaluation, DecisionQuery)
+	}
+	d, err := decodeDecision(rs[0].Expressions[0].Value)
+	if err != nil {
+		return Decision{}, fmt.Errorf("%w: %s: %w", ErrEvaluation, DecisionQuery, err)
+	}
+	return d, nil
+}

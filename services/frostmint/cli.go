@@ -1,0 +1,312 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/status"
+
+	"github.com/frostmint/frostmint/coordinator"
+	"github.com/frostmint/frostmint/coordinator/client"
+	"github.com/frostmint/frostmint/coordinator/devcluster"
+	"github.com/frostmint/frostmint/signer"
+	"github.com/frostmint/frostmint/verifier"
+	"github.com/frostmint/frostmint/verifier/jwks"
+	"github.com/frostmint/frostmint/verifier/mtls"
+)
+
+const usage = `frostmint mints short-lived tokens that no single machine can mint alone.
+
+Usage:
+  frostmint dev up --dir DIR [--signers N --threshold T]   run a local cluster
+  frostmint dev signer --dir DIR --id N                    (re)start one dev signer
+  frostmint demo [--dir DIR]                               start a cluster, mint, verify, stop
+  frostmint mint --cluster FILE --audience AUD --scope S   mint a token (stdout)
+  frostmint verify --jwks SRC --issuer ISS --audience AUD [--scope S] [TOKEN|-]
+  frostmint coordinator --config FILE                      run the coordinator daemon
+  frostmint signer --config FILE                           run a signer daemon
+
+Run "frostmint COMMAND --help" for a command's flags.
+`
+
+// exit codes
+const (
+	exitOK       = 0
+	exitRejected = 1
+	exitUsage    = 2
+)
+
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	e := env{stdin, stdout, stderr}
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	case "dev":
+		if len(args) < 2 {
+			fmt.Fprint(stderr, "usage: frostmint dev up|signer ...\n")
+			return exitUsage
+		}
+		switch args[1] {
+		case "up":
+			return e.devUp(ctx, args[2:])
+		case "signer":
+			return e.devSigner(ctx, args[2:])
+		}
+		fmt.Fprintf(stderr, "frostmint dev: unknown command %q\n", args[1])
+		return exitUsage
+	case "demo":
+		return e.demo(ctx, args[1:])
+	case "mint":
+		return e.mint(ctx, args[1:])
+	case "verify":
+		return e.verify(ctx, args[1:])
+	case "coordinator":
+		return e.daemon(ctx, "coordinator", args[1:], coordinator.RunConfigFile)
+	case "signer":
+		return e.daemon(ctx, "signer", args[1:], signer.RunConfigFile)
+	}
+	fmt.Fprintf(stderr, "frostmint: unknown command %q\n\n%s", args[0], usage)
+	return exitUsage
+}
+
+func (e env) flags(name, synopsis string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(e.stderr, "usage: frostmint %s\n\nFlags:\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parse parses flags; it returns an exit code when the command must stop.
+func (e env) parse(fs *flag.FlagSet, args []string) (int, bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK, false
+		}
+		return exitUsage, false
+	}
+	return 0, true
+}
+
+func (e env) usageErr(fs *flag.FlagSet, msg string) int {
+	fmt.Fprintf(e.stderr, "frostmint %s: %s\n", fs.Name(), msg)
+	fs.Usage()
+	return exitUsage
+}
+
+func (e env) logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(e.stderr, nil))
+}
+
+func (e env) daemon(ctx context.Context, name string, args []string, run func(context.Context, string, *slog.Logger) error) int {
+	fs := e.flags(name, name+" --config FILE")
+	config := fs.String("config", "", "JSON config `file` (required)")
+	if code, ok := e.parse(fs, args); !ok {
+		return code
+	}
+	if *config == "" || fs.NArg() > 0 {
+		return e.usageErr(fs, "--config is required")
+	}
+	if err := run(ctx, *config, e.logger()); err != nil {
+		fmt.Fprintf(e.stderr, "frostmint %s: %v\n", name, err)
+		return exitRejected
+	}
+	return exitOK
+}
+
+func (e env) devUp(ctx context.Context, args []string) int {
+	fs := e.flags("dev up", "dev up --dir DIR [--signers N --threshold T]")
+	dir := fs.String("dir", "", "cluster `directory` (created if missing; reused if prepared)")
+	n := fs.Int("signers", 3, "number of signers")
+	t := fs.Int("threshold", 2, "signatures needed")
+	if code, ok := e.parse(fs, args); !ok {
+		return code
+	}
+	if *dir == "" || fs.NArg() > 0 {
+		return e.usageErr(fs, "--dir is required")
+	}
+	err := devcluster.Up(ctx, devcluster.Options{Dir: *dir, Signers: *n, Threshold: *t, Log: e.logger(),
+		Ready: func(c *devcluster.Cluster) {
+			fmt.Fprintf(e.stdout, "frostmint dev cluster ready: %d-of-%d, coordinator %s, issuer %s\ncluster file: %s\n",
+				c.Threshold, len(c.Signers), c.Coordinator, c.Issuer, filepath.Join(c.Dir, "cluster.json"))
+		}})
+	if err != nil {
+		fmt.Fprintf(e.stderr, "frostmint dev up: %v\n", err)
+		return exitRejected
+	}
+	return exitOK
+}
+
+func (e env) devSigner(ctx context.Context, args []string) int {
+	fs := e.flags("dev signer", "dev signer --dir DIR --id N")
+	dir := fs.String("dir", "", "cluster `directory` made by dev up")
+	id := fs.Uint("id", 0, "signer id (1..n)")
+	if code, ok := e.parse(fs, args); !ok {
+		return code
+	}
+	if *dir == "" || *id == 0 || *id > 16 || fs.NArg() > 0 {
+		return e.usageErr(fs, "--dir and --id are required")
+	}
+	if err := devcluster.RunSigner(ctx, *dir, uint16(*id), e.logger()); err != nil {
+		fmt.Fprintf(e.stderr, "frostmint dev signer: %v\n", err)
+		return exitRejected
+	}
+	return exitOK
+}
+
+func (e env) mint(ctx context.Context, args []string) int {
+	fs := e.flags("mint", `mint --cluster DIR/cluster.json --audience AUD --scope "a b" [--ttl 5m]`)
+	cluster := fs.String("cluster", "", "cluster.json of a dev cluster (gives the coordinator address and the caller certificate)")
+	coord := fs.String("coordinator", "", "coordinator `host:port` (instead of --cluster)")
+	cert := fs.String("cert", "", "caller certificate `file` (instead of --cluster)")
+	key := fs.String("key", "", "caller key `file` (instead of --cluster)")
+	ca := fs.String("ca", "", "CA bundle `file` that the coordinator chains to (instead of --cluster)")
+	aud := fs.String("audience", "", "the token's audience (required)")
+	scope := fs.String("scope", "", "space-separated scopes (required)")
+	ttl := fs.Duration("ttl", 0, "token lifetime (default: the coordinator's, 5m; at most 15m)")
+	timeout := fs.Duration("timeout", 10*time.Second, "give up after this long")
+	if code, ok := e.parse(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		return e.usageErr(fs, "unexpected arguments")
+	}
+	if *aud == "" || strings.TrimSpace(*scope) == "" {
+		return e.usageErr(fs, "--audience and --scope are required")
+	}
+	addr, files := *coord, mtls.Files{Cert: *cert, Key: *key, CA: *ca}
+	if *cluster != "" {
+		c, err := devcluster.ReadCluster(*cluster)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "frostmint mint: %v\n", err)
+			return exitRejected
+		}
+		addr, files = c.Coordinator, c.Caller
+	}
+	if addr == "" || files.Cert == "" || files.Key == "" || files.CA == "" {
+		return e.usageErr(fs, "give --cluster, or --coordinator with --cert, --key and --ca")
+	}
+	cl, err := client.Dial(addr, files)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "frostmint mint: %v\n", err)
+		return exitRejected
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	resp, err := cl.Mint(ctx, *aud, strings.Fields(*scope), *ttl)
+	if err != nil {
+		st, _ := status.FromError(err)
+		fmt.Fprintf(e.stderr, "error: %s: %s\n", snake(st.Code().String()), st.Message())
+		return exitRejected
+	}
+	fmt.Fprintln(e.stdout, resp.GetToken())
+	return exitOK
+}
+
+func (e env) verify(ctx context.Context, args []string) int {
+	fs := e.flags("verify", "verify --jwks FILE|URL --issuer ISS --audience AUD [--scope S] [TOKEN|-]")
+	src := fs.String("jwks", "", "JWKS `file or URL` (required)")
+	iss := fs.String("issuer", "", "trusted issuer (required)")
+	aud := fs.String("audience", "", "required audience (required)")
+	scope := fs.String("scope", "", "space-separated scopes the token must grant")
+	leeway := fs.Duration("leeway", 30*time.Second, "clock leeway for exp/nbf/iat")
+	if code, ok := e.parse(fs, args); !ok {
+		return code
+	}
+	if *src == "" || *iss == "" || *aud == "" {
+		return e.usageErr(fs, "--jwks, --issuer and --audience are required")
+	}
+	if fs.NArg() > 1 {
+		return e.usageErr(fs, "at most one token argument")
+	}
+	var tok string
+	if fs.NArg() == 1 && fs.Arg(0) != "-" {
+		tok = fs.Arg(0)
+	} else {
+		b, err := io.ReadAll(io.LimitReader(e.stdin, 64<<10))
+		if err != nil {
+			fmt.Fprintf(e.stderr, "frostmint verify: reading token: %v\n", err)
+			return exitUsage
+		}
+		tok = strings.TrimSpace(string(b))
+	}
+	keys, err := jwks.Load(ctx, *src, &http.Client{Timeout: 10 * time.Second})
+	if err != nil {
+		fmt.Fprintf(e.stderr, "error: jwks_unavailable: %v\n", err)
+		return exitRejected
+	}
+	v, err := verifier.New(verifier.Config{
+		Issuers:  []verifier.Issuer{{Issuer: *iss, Keys: keys}},
+		Audience: *aud,
+		Leeway:   *leeway,
+	})
+	if err != nil {
+		return e.usageErr(fs, err.Error())
+	}
+	claims, err := v.Verify(ctx, tok, strings.Fields(*scope)...)
+	if err != nil {
+		var ve *verifier.Error
+		if errors.As(err, &ve) {
+			fmt.Fprintf(e.stderr, "error: %s: %s\n", ve.Code, ve.Reason)
+		} else {
+			fmt.Fprintf(e.stderr, "error: internal: %v\n", err)
+		}
+		return exitRejected
+	}
+	out, _ := json.MarshalIndent(claims, "", "  ")
+	fmt.Fprintln(e.stdout, string(out))
+	return exitOK
+}
+
+func (e env) demo(ctx context.Context, args []string) int {
+	fs := e.flags("demo", "demo [--dir DIR]")
+	dir := fs.String("dir", "", "cluster directory (default: a fresh temporary one, removed afterwards)")
+	if code, ok := e.parse(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		return e.usageErr(fs, "unexpected arguments")
+	}
+	if err := devcluster.Demo(ctx, *dir, e.stdout, e.stderr); err != nil {
+		fmt.Fprintf(e.stderr, "frostmint demo: %v\n", err)
+		return exitRejected
+	}
+	return exitOK
+}
+
+// snake turns a gRPC code name (PermissionDenied) into permission_denied.
+func snake(s string) string {
+	var b strings.Builder
+	for i, r := range s {
+		if r >= 'A' && r <= 'Z' {
+			if i > 0 {
+				b.WriteByte('_')
+			}
+			r += 'a' - 'A'
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
