@@ -32,7 +32,7 @@
 // # Failing closed
 //
 // The policy exposes data.frostmint.mint.decision. Evaluate returns an
-// allowing Decision only when that document is exactly a well-formed
+// allowing Decision only when that document is a well-formed
 // object with allow set to true. A policy that does not compile makes New
 // fail (ErrCompile); an evaluation error, an undefined decision, a missing
 // key or a wrongly typed value makes Evaluate fail (ErrEvaluation). Built-in

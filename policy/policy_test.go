@@ -11,6 +11,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/format"
 )
 
 func testTime() time.Time { return time.Date(2026, 3, 4, 5, 6, 7, 890, time.UTC) }
@@ -88,6 +91,27 @@ func TestRegoUnitTests(t *testing.T) {
 		t.Fatal("no Rego tests ran")
 	}
 	t.Logf("%d Rego tests passed", passed)
+}
+
+// TestBundleFormatted keeps the bundle in `opa fmt` style.
+func TestBundleFormatted(t *testing.T) {
+	files, err := fs.Glob(DefaultBundle(), "*.rego")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no Rego files in the bundle: %v", err)
+	}
+	for _, name := range files {
+		src, err := fs.ReadFile(DefaultBundle(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		formatted, err := format.SourceWithOpts(name, src, format.Opts{RegoVersion: ast.RegoV1})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if string(formatted) != string(src) {
+			t.Errorf("%s is not formatted as opa fmt would", name)
+		}
+	}
 }
 
 func TestRunTestsReportsFailures(t *testing.T) {
