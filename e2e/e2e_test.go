@@ -14,6 +14,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -45,6 +46,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	flag.Parse()
 	if testing.Short() {
 		fmt.Println("e2e: skipped in -short mode")
 		os.Exit(0)
@@ -244,7 +246,7 @@ func TestVerifierRejections(t *testing.T) {
 	sig[0] ^= 1
 	tampered := parts[0] + "." + parts[1] + "." + base64.RawURLEncoding.EncodeToString(sig)
 	noneHdr := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"at+jwt","kid":"x"}`))
-	time.Sleep(2100 * time.Millisecond) // let the 1s token expire
+	time.Sleep(3100 * time.Millisecond) // let the 1s token expire beyond a 1s leeway
 	for _, tc := range []struct {
 		name, tok string
 		args      []string
@@ -256,7 +258,7 @@ func TestVerifierRejections(t *testing.T) {
 		{"wrong audience", good, []string{"--audience", "https://other.example.com"}, "wrong_audience"},
 		{"untrusted issuer", good, []string{"--issuer", "https://evil.example.com"}, "untrusted_issuer"},
 		{"insufficient scope", good, []string{"--scope", "admin"}, "insufficient_scope"},
-		{"expired", short, []string{"--leeway", "0s"}, "expired"},
+		{"expired", short, []string{"--leeway", "1s"}, "expired"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := verifyArgs()

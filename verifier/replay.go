@@ -42,8 +42,9 @@ var ErrReplayCacheFull = errors.New("verifier: replay cache full")
 // key, and are expired through a min-heap on expiry: Seen is O(log n).
 // It is safe for concurrent use.
 type MemoryReplayCache struct {
-	now func() time.Time
-	max int
+	now  func() time.Time
+	max  int
+	base time.Time // expiries are kept as offsets from base
 
 	mu   sync.Mutex
 	live map[[sha256.Size]byte]*replayEntry
@@ -52,7 +53,7 @@ type MemoryReplayCache struct {
 
 type replayEntry struct {
 	key    [sha256.Size]byte
-	expiry int64 // Unix nanoseconds
+	expiry time.Duration // since the cache's base
 	index  int   // in the heap
 }
 
@@ -70,7 +71,12 @@ func NewMemoryReplayCache(max int, now func() time.Time) *MemoryReplayCache {
 	if now == nil {
 		now = time.Now
 	}
-	return &MemoryReplayCache{now: now, max: max, live: make(map[[sha256.Size]byte]*replayEntry)}
+	return &MemoryReplayCache{
+		now:  now,
+		max:  max,
+		base: now(),
+		live: make(map[[sha256.Size]byte]*replayEntry),
+	}
 }
 
 // Seen implements [ReplayCache]. An entry lives while the clock is before
@@ -79,8 +85,10 @@ func NewMemoryReplayCache(max int, now func() time.Time) *MemoryReplayCache {
 // recorded and the cache holds its maximum of live entries. It ignores ctx.
 func (c *MemoryReplayCache) Seen(_ context.Context, jti string, expiry time.Time) (bool, error) {
 	key := sha256.Sum256([]byte(jti))
-	exp := unixNano(expiry)
-	now := unixNano(c.now())
+	// time.Time.Sub saturates, so times more than 292 years from base
+	// compare as the extreme durations, which is harmless at that distance.
+	exp := expiry.Sub(c.base)
+	now := c.now().Sub(c.base)
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -122,7 +130,7 @@ func (c *MemoryReplayCache) Len() int {
 }
 
 // purge removes up to n entries that expired at or before now.
-func (c *MemoryReplayCache) purge(now int64, n int) {
+func (c *MemoryReplayCache) purge(now time.Duration, n int) {
 	for ; n > 0 && len(c.heap) > 0 && c.heap[0].expiry <= now; n-- {
 		c.remove(c.heap[0])
 	}
@@ -131,18 +139,6 @@ func (c *MemoryReplayCache) purge(now int64, n int) {
 func (c *MemoryReplayCache) remove(e *replayEntry) {
 	heap.Remove(&c.heap, e.index)
 	delete(c.live, e.key)
-}
-
-// unixNano is t.UnixNano, saturated instead of undefined outside the years
-// 1678 to 2262.
-func unixNano(t time.Time) int64 {
-	switch {
-	case t.After(time.Unix(0, math.MaxInt64)):
-		return math.MaxInt64
-	case t.Before(time.Unix(0, math.MinInt64)):
-		return math.MinInt64
-	}
-	return t.UnixNano()
 }
 
 // replayHeap is a min-heap of entries on expiry (container/heap).

@@ -30,7 +30,7 @@ var allCodes = []verifier.Code{
 
 type verifyCase struct {
 	name   string
-	tok    func(t *testing.T) string
+	tok    func(t testing.TB) string
 	scopes []string
 	config func(*verifier.Config)
 	// before runs on the verifier before the token is verified.
@@ -41,11 +41,11 @@ type verifyCase struct {
 }
 
 // s is shorthand for a fixed token.
-func s(tok string) func(*testing.T) string { return func(*testing.T) string { return tok } }
+func s(tok string) func(testing.TB) string { return func(testing.TB) string { return tok } }
 
 // rawCase signs headerJSON and claims (edited by edit) with key a1.
-func rawClaims(headerJSON func(t *testing.T) string, edit func(m map[string]any)) func(*testing.T) string {
-	return func(t *testing.T) string {
+func rawClaims(headerJSON func(t testing.TB) string, edit func(m map[string]any)) func(testing.TB) string {
+	return func(t testing.TB) string {
 		m := claimsMap(t, claims())
 		if edit != nil {
 			edit(m)
@@ -60,8 +60,8 @@ func rawClaims(headerJSON func(t *testing.T) string, edit func(m map[string]any)
 
 // rawHeader signs a header given as JSON text (with %s for the kid of a1)
 // over valid claims.
-func rawHeader(format string) func(*testing.T) string {
-	return func(t *testing.T) string {
+func rawHeader(format string) func(testing.TB) string {
+	return func(t testing.TB) string {
 		h := format
 		if strings.Contains(format, "%s") {
 			h = fmt.Sprintf(format, kidOf(t, testKey("a1")))
@@ -70,8 +70,8 @@ func rawHeader(format string) func(*testing.T) string {
 	}
 }
 
-func withClaims(mutate func(*token.Claims)) func(*testing.T) string {
-	return func(t *testing.T) string { return good(t, mutate) }
+func withClaims(mutate func(*token.Claims)) func(testing.TB) string {
+	return func(t testing.TB) string { return good(t, mutate) }
 }
 
 // replaceSegment replaces segment i of tok.
@@ -99,10 +99,10 @@ func verifyCases() []verifyCase {
 	return []verifyCase{
 		// Accepted.
 		{name: "valid", tok: withClaims(nil)},
-		{name: "valid second key of issuer", tok: func(t *testing.T) string {
+		{name: "valid second key of issuer", tok: func(t testing.TB) string {
 			return mint(t, testKey("a2"), header(t, testKey("a2")), claims())
 		}},
-		{name: "valid other issuer", tok: func(t *testing.T) string {
+		{name: "valid other issuer", tok: func(t testing.TB) string {
 			c := claims()
 			c.Issuer = issuerB
 			return mint(t, testKey("b"), header(t, testKey("b")), c)
@@ -121,71 +121,71 @@ func verifyCases() []verifyCase {
 		// malformed
 		{name: "empty", tok: s(""), want: verifier.CodeMalformed, wantErr: token.ErrMalformed},
 		{name: "one part", tok: s("abc"), want: verifier.CodeMalformed},
-		{name: "two parts", tok: func(t *testing.T) string {
+		{name: "two parts", tok: func(t testing.TB) string {
 			tok := good(t)
 			return tok[:strings.LastIndexByte(tok, '.')]
 		}, want: verifier.CodeMalformed},
-		{name: "four parts", tok: func(t *testing.T) string { return good(t) + ".AAAA" }, want: verifier.CodeMalformed},
+		{name: "four parts", tok: func(t testing.TB) string { return good(t) + ".AAAA" }, want: verifier.CodeMalformed},
 		{name: "JWE-like five parts", tok: s("a.b.c.d.e"), want: verifier.CodeMalformed},
-		{name: "empty signature", tok: func(t *testing.T) string { return replaceSegment(good(t), 2, "") }, want: verifier.CodeMalformed},
-		{name: "empty header", tok: func(t *testing.T) string { return replaceSegment(good(t), 0, "") }, want: verifier.CodeMalformed},
-		{name: "short signature", tok: func(t *testing.T) string {
+		{name: "empty signature", tok: func(t testing.TB) string { return replaceSegment(good(t), 2, "") }, want: verifier.CodeMalformed},
+		{name: "empty header", tok: func(t testing.TB) string { return replaceSegment(good(t), 0, "") }, want: verifier.CodeMalformed},
+		{name: "short signature", tok: func(t testing.TB) string {
 			return replaceSegment(good(t), 2, base64.RawURLEncoding.EncodeToString(make([]byte, 63)))
 		}, want: verifier.CodeMalformed},
-		{name: "long signature", tok: func(t *testing.T) string {
+		{name: "long signature", tok: func(t testing.TB) string {
 			return replaceSegment(good(t), 2, base64.RawURLEncoding.EncodeToString(make([]byte, 65)))
 		}, want: verifier.CodeMalformed},
-		{name: "padded header", tok: func(t *testing.T) string {
+		{name: "padded header", tok: func(t testing.TB) string {
 			tok := good(t)
 			h := strings.Split(tok, ".")[0]
 			return replaceSegment(tok, 0, h+strings.Repeat("=", (4-len(h)%4)%4)+"=")
 		}, want: verifier.CodeMalformed},
-		{name: "standard base64 signature", tok: func(t *testing.T) string {
+		{name: "standard base64 signature", tok: func(t testing.TB) string {
 			tok := good(t)
 			sig, _ := base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[2])
 			sig[0], sig[1], sig[2] = 0xfb, 0xff, 0xbf // encodes to +/ in std base64
 			return replaceSegment(tok, 2, base64.RawStdEncoding.EncodeToString(sig))
 		}, want: verifier.CodeMalformed},
-		{name: "non-canonical base64 bits", tok: func(t *testing.T) string {
+		{name: "non-canonical base64 bits", tok: func(t testing.TB) string {
 			tok := good(t)
 			sig := strings.Split(tok, ".")[2] // 64 bytes: last char carries 2 spare bits
 			last := strings.IndexByte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", sig[len(sig)-1])
 			alt := "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"[last|1]
 			return replaceSegment(tok, 2, sig[:len(sig)-1]+string(alt))
 		}, want: verifier.CodeMalformed},
-		{name: "whitespace", tok: func(t *testing.T) string { return " " + good(t) }, want: verifier.CodeMalformed},
-		{name: "newline in header", tok: func(t *testing.T) string {
+		{name: "whitespace", tok: func(t testing.TB) string { return " " + good(t) }, want: verifier.CodeMalformed},
+		{name: "newline in header", tok: func(t testing.TB) string {
 			tok := good(t)
 			return tok[:10] + "\n" + tok[10:]
 		}, want: verifier.CodeMalformed},
-		{name: "CRLF in signature", tok: func(t *testing.T) string {
+		{name: "CRLF in signature", tok: func(t testing.TB) string {
 			tok := good(t)
 			return tok[:len(tok)-10] + "\r\n" + tok[len(tok)-10:]
 		}, want: verifier.CodeMalformed},
-		{name: "CRLF in signed header", tok: func(t *testing.T) string {
+		{name: "CRLF in signed header", tok: func(t testing.TB) string {
 			// The newline is part of what is signed, so only the syntax
 			// check can refuse it.
 			in := b64(mustJSON(t, header(t, testKey("a1"))))
 			in = in[:8] + "\r\n" + in[8:] + "." + b64(claimsJSON(t, claims()))
 			return token.Compact([]byte(in), ed25519.Sign(testKey("a1"), []byte(in)))
 		}, want: verifier.CodeMalformed},
-		{name: "too long", tok: func(t *testing.T) string {
+		{name: "too long", tok: func(t testing.TB) string {
 			return good(t, func(c *token.Claims) { c.Subject = strings.Repeat("a", 8<<10) })
 		}, want: verifier.CodeMalformed},
 		{name: "header trailing brace", tok: rawHeader(`{"alg":"EdDSA","typ":"at+jwt","kid":"%s"}}`), want: verifier.CodeMalformed, wantErr: token.ErrMalformed},
 		{name: "header trailing garbage", tok: rawHeader(`{"alg":"EdDSA","typ":"at+jwt","kid":"%s"}]{"alg":"none"}`), want: verifier.CodeMalformed},
-		{name: "claims trailing data", tok: func(t *testing.T) string {
+		{name: "claims trailing data", tok: func(t testing.TB) string {
 			return signRaw(testKey("a1"), mustJSON(t, header(t, testKey("a1"))), claimsJSON(t, claims())+`}`)
 		}, want: verifier.CodeMalformed},
 
 		// bad_header
-		{name: "alg none", tok: func(t *testing.T) string {
+		{name: "alg none", tok: func(t testing.TB) string {
 			h := b64(fmt.Sprintf(`{"alg":"none","typ":"at+jwt","kid":"%s"}`, kidOf(t, testKey("a1"))))
 			return h + "." + b64(claimsJSON(t, claims())) + "." + base64.RawURLEncoding.EncodeToString(make([]byte, 64))
 		}, want: verifier.CodeBadHeader, wantErr: token.ErrHeader},
 		{name: "alg none signed", tok: rawHeader(`{"alg":"none","typ":"at+jwt","kid":"%s"}`), want: verifier.CodeBadHeader},
 		{name: "alg HS256", tok: rawHeader(`{"alg":"HS256","typ":"at+jwt","kid":"%s"}`), want: verifier.CodeBadHeader},
-		{name: "alg HS512 keyed with the public key", tok: func(t *testing.T) string {
+		{name: "alg HS512 keyed with the public key", tok: func(t testing.TB) string {
 			h := fmt.Sprintf(`{"alg":"HS512","typ":"at+jwt","kid":"%s"}`, kidOf(t, testKey("a1")))
 			in := b64(h) + "." + b64(claimsJSON(t, claims()))
 			mac := hmac.New(sha512.New, pubOf(testKey("a1")))
@@ -206,7 +206,7 @@ func verifyCases() []verifyCase {
 		{name: "crit empty", tok: rawHeader(`{"alg":"EdDSA","typ":"at+jwt","kid":"%s","crit":[]}`), want: verifier.CodeBadHeader},
 		{name: "b64 false", tok: rawHeader(`{"alg":"EdDSA","typ":"at+jwt","kid":"%s","b64":false,"crit":["b64"]}`), want: verifier.CodeBadHeader},
 		{name: "jku", tok: rawHeader(`{"alg":"EdDSA","typ":"at+jwt","kid":"%s","jku":"https://evil.example/jwks"}`), want: verifier.CodeBadHeader},
-		{name: "embedded jwk", tok: func(t *testing.T) string {
+		{name: "embedded jwk", tok: func(t testing.TB) string {
 			x := base64.RawURLEncoding.EncodeToString(pubOf(testKey("evil")))
 			h := fmt.Sprintf(`{"alg":"EdDSA","typ":"at+jwt","kid":"%s","jwk":{"kty":"OKP","crv":"Ed25519","x":"%s"}}`, kidOf(t, testKey("evil")), x)
 			return signRaw(testKey("evil"), h, claimsJSON(t, claims()))
@@ -238,17 +238,17 @@ func verifyCases() []verifyCase {
 		{name: "exp not after nbf", tok: rawClaims(nil, func(m map[string]any) { m["exp"] = t0 }), want: verifier.CodeMissingClaim},
 		{name: "negative exp", tok: rawClaims(nil, func(m map[string]any) { m["exp"] = -1 }), want: verifier.CodeMissingClaim},
 		{name: "scope with double space", tok: rawClaims(nil, func(m map[string]any) { m["scope"] = "read  write" }), want: verifier.CodeMissingClaim},
-		{name: "duplicate iss", tok: func(t *testing.T) string {
+		{name: "duplicate iss", tok: func(t testing.TB) string {
 			c := claimsJSON(t, claims())
 			c = `{"iss":"https://evil.example",` + c[1:]
 			return signRaw(testKey("a1"), mustJSON(t, header(t, testKey("a1"))), c)
 		}, want: verifier.CodeMissingClaim},
-		{name: "duplicate aud", tok: func(t *testing.T) string {
+		{name: "duplicate aud", tok: func(t testing.TB) string {
 			c := claimsJSON(t, claims())
 			c = c[:len(c)-1] + `,"aud":"https://other.example"}`
 			return signRaw(testKey("a1"), mustJSON(t, header(t, testKey("a1"))), c)
 		}, want: verifier.CodeMissingClaim},
-		{name: "claims array", tok: func(t *testing.T) string {
+		{name: "claims array", tok: func(t testing.TB) string {
 			return signRaw(testKey("a1"), mustJSON(t, header(t, testKey("a1"))), `[]`)
 		}, want: verifier.CodeMissingClaim},
 
@@ -274,10 +274,10 @@ func verifyCases() []verifyCase {
 		{name: "issuer case", tok: withClaims(func(c *token.Claims) { c.Issuer = strings.ToUpper(issuerA) }), want: verifier.CodeUntrustedIssuer},
 
 		// unknown_key
-		{name: "unknown kid", tok: func(t *testing.T) string {
+		{name: "unknown kid", tok: func(t testing.TB) string {
 			return mint(t, testKey("evil"), header(t, testKey("evil")), claims())
 		}, want: verifier.CodeUnknownKey, wantErr: jwks.ErrUnknownKey},
-		{name: "key of another issuer", tok: func(t *testing.T) string {
+		{name: "key of another issuer", tok: func(t testing.TB) string {
 			// Issuer B's key is trusted, but not for issuer A's tokens.
 			return mint(t, testKey("b"), header(t, testKey("b")), claims())
 		}, want: verifier.CodeUnknownKey},
@@ -289,33 +289,33 @@ func verifyCases() []verifyCase {
 		}, want: verifier.CodeUnknownKey},
 
 		// bad_signature
-		{name: "signed by another key under a trusted kid", tok: func(t *testing.T) string {
+		{name: "signed by another key under a trusted kid", tok: func(t testing.TB) string {
 			return mint(t, testKey("evil"), header(t, testKey("a1")), claims())
 		}, want: verifier.CodeBadSignature},
-		{name: "signed by the other key of the issuer", tok: func(t *testing.T) string {
+		{name: "signed by the other key of the issuer", tok: func(t testing.TB) string {
 			return mint(t, testKey("a2"), header(t, testKey("a1")), claims())
 		}, want: verifier.CodeBadSignature},
-		{name: "tampered claims", tok: func(t *testing.T) string {
+		{name: "tampered claims", tok: func(t testing.TB) string {
 			tok := good(t)
 			c := claims()
 			c.Subject = "admin"
 			return replaceSegment(tok, 1, b64(claimsJSON(t, c)))
 		}, want: verifier.CodeBadSignature},
-		{name: "zero signature", tok: func(t *testing.T) string {
+		{name: "zero signature", tok: func(t testing.TB) string {
 			return replaceSegment(good(t), 2, base64.RawURLEncoding.EncodeToString(make([]byte, 64)))
 		}, want: verifier.CodeBadSignature},
-		{name: "flipped signature bit", tok: func(t *testing.T) string {
+		{name: "flipped signature bit", tok: func(t testing.TB) string {
 			tok := good(t)
 			sig, _ := base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[2])
 			sig[40] ^= 1
 			return replaceSegment(tok, 2, base64.RawURLEncoding.EncodeToString(sig))
 		}, want: verifier.CodeBadSignature},
-		{name: "non-canonical S", tok: func(t *testing.T) string {
+		{name: "non-canonical S", tok: func(t testing.TB) string {
 			tok := good(t)
 			sig, _ := base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[2])
 			return replaceSegment(tok, 2, base64.RawURLEncoding.EncodeToString(nonCanonicalS(sig)))
 		}, want: verifier.CodeBadSignature},
-		{name: "expired and badly signed", tok: func(t *testing.T) string {
+		{name: "expired and badly signed", tok: func(t testing.TB) string {
 			c := claims()
 			c.IssuedAt, c.NotBefore, c.Expiry = t0-3600, t0-3600, t0-3000
 			return mint(t, testKey("evil"), header(t, testKey("a1")), c)
@@ -375,7 +375,7 @@ func verifyCases() []verifyCase {
 				t.Fatalf("first Verify = %v", err)
 			}
 		}, want: verifier.CodeReplayed},
-		{name: "same jti from two issuers is no replay", tok: func(t *testing.T) string {
+		{name: "same jti from two issuers is no replay", tok: func(t testing.TB) string {
 			c := claims()
 			c.ID = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 			c.Issuer = issuerB

@@ -231,7 +231,7 @@ func (e env) verify(ctx context.Context, args []string) int {
 	iss := fs.String("issuer", "", "trusted issuer (required)")
 	aud := fs.String("audience", "", "required audience (required)")
 	scope := fs.String("scope", "", "space-separated scopes the token must grant")
-	leeway := fs.Duration("leeway", 30*time.Second, "clock leeway for exp/nbf/iat")
+	leeway := fs.Duration("leeway", 30*time.Second, "clock leeway for exp/nbf/iat (at most 5m)")
 	if code, ok := e.parse(fs, args); !ok {
 		return code
 	}

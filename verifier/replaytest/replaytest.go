@@ -25,6 +25,9 @@ type Clock struct {
 	now time.Time
 }
 
+// NewClock returns a clock set to t.
+func NewClock(t time.Time) *Clock { return &Clock{now: t} }
+
 // Now returns the clock's time.
 func (c *Clock) Now() time.Time {
 	c.mu.Lock()
@@ -55,7 +58,7 @@ func Run(t *testing.T, newCache func(t *testing.T, now func() time.Time) verifie
 		id    func(string) string
 	}
 	setup := func(t *testing.T) env {
-		clock := &Clock{now: time.Now()}
+		clock := NewClock(time.Now())
 		prefix := randomID(t)
 		return env{
 			cache: newCache(t, clock.Now),
