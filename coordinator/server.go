@@ -127,26 +127,36 @@ func (s *Server) KeyID() string { return s.kid }
 // commitment pools full until ctx is done; then it stops gracefully within
 // 5 s. The first part to fail stops the rest.
 func (s *Server) Run(ctx context.Context) error {
-	defer s.Close()
-	tlsConf, err := mtls.ServerConfig(s.cfg.TLS, false)
-	if err != nil {
-		return err
-	}
 	lis, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
+		s.Close()
 		return fmt.Errorf("coordinator: listen: %w", err)
 	}
-	gs := grpc.NewServer(grpc.Creds(credentials.NewTLS(tlsConf)))
-	mintv1.RegisterMintServiceServer(gs, s)
-
-	var hs *http.Server
 	var hlis net.Listener
 	if s.cfg.HTTPListen != "" {
 		hlis, err = net.Listen("tcp", s.cfg.HTTPListen)
 		if err != nil {
 			lis.Close()
+			s.Close()
 			return fmt.Errorf("coordinator: http listen: %w", err)
 		}
+	}
+	return s.Serve(ctx, lis, hlis)
+}
+
+// Serve is Run on given listeners; hlis may be nil (no discovery
+// endpoints).
+func (s *Server) Serve(ctx context.Context, lis, hlis net.Listener) error {
+	defer s.Close()
+	tlsConf, err := mtls.ServerConfig(s.cfg.TLS, false)
+	if err != nil {
+		return err
+	}
+	gs := grpc.NewServer(grpc.Creds(credentials.NewTLS(tlsConf)))
+	mintv1.RegisterMintServiceServer(gs, s)
+
+	var hs *http.Server
+	if hlis != nil {
 		hs = &http.Server{Handler: s.HTTPHandler(), ReadHeaderTimeout: 5 * time.Second}
 		if s.cfg.HTTPTLS != nil {
 			hc, err := mtls.ServerConfig(*s.cfg.HTTPTLS, false)
@@ -186,7 +196,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	wg.Add(1)
 	go func() { defer wg.Done(); s.maintain(ctx) }()
-	s.log.Info("coordinator listening", "grpc", lis.Addr().String(), "http", s.cfg.HTTPListen, "issuer", s.cfg.Issuer, "kid", s.kid)
+	s.log.Info("coordinator listening", "grpc", lis.Addr().String(), "http", addrOf(hlis), "issuer", s.cfg.Issuer, "kid", s.kid)
 
 	var runErr error
 	select {
@@ -598,4 +608,11 @@ func (s *Server) sign(ctx context.Context, log *slog.Logger, rid string, msg []b
 		return sig, ids, nil
 	}
 	return nil, nil, &QuorumError{Threshold: int(s.group.Public().Threshold), Missing: excluded}
+}
+
+func addrOf(l net.Listener) string {
+	if l == nil {
+		return ""
+	}
+	return l.Addr().String()
 }

@@ -103,22 +103,26 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Server, error) {
 // ShareLabel is the keystore label of signer id's share.
 func ShareLabel(id uint16) string { return fmt.Sprintf("frostmint-share-%d", id) }
 
-// Run serves until ctx is done, then stops gracefully (at most 5 s) and
-// wipes the share. It fails if the listener or TLS setup fails.
+// Run listens on the configured address and serves until ctx is done (see
+// [Server.Serve]).
 func (s *Server) Run(ctx context.Context) error {
-	defer s.signer.Close()
-	tlsConf, err := mtls.ServerConfig(s.cfg.TLS, true)
-	if err != nil {
-		return err
-	}
 	lis, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
+		s.Close()
 		return fmt.Errorf("signer: listen: %w", err)
 	}
-	gs := grpc.NewServer(
-		grpc.Creds(credentials.NewTLS(tlsConf)),
-		grpc.ChainUnaryInterceptor(s.authorize),
-	)
+	return s.Serve(ctx, lis)
+}
+
+// Serve serves on lis until ctx is done, then stops gracefully (at most
+// 5 s) and wipes the share. It fails if TLS setup or serving fails.
+func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
+	defer s.Close()
+	gs, err := s.GRPCServer()
+	if err != nil {
+		lis.Close()
+		return err
+	}
 	signv1.RegisterSignerServiceServer(gs, s)
 	s.log.Info("signer listening", "id", s.cfg.ID, "addr", lis.Addr().String(), "kid", s.kid, "boot_id", s.bootID)
 
@@ -131,7 +135,7 @@ func (s *Server) Run(ctx context.Context) error {
 		case err := <-errc:
 			return fmt.Errorf("signer: serve: %w", err)
 		case <-tick.C:
-			if n := s.signer.Expire(s.now().Add(-time.Duration(s.cfg.NonceTTL))); n > 0 {
+			if n := s.ExpireNonces(); n > 0 {
 				s.log.Debug("expired unused nonces", "count", n)
 			}
 		case <-ctx.Done():
@@ -146,6 +150,29 @@ func (s *Server) Run(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// GRPCServer returns a gRPC server with the signer's TLS 1.3 credentials
+// (client certificate required) and its caller allow-list, with nothing
+// registered yet.
+func (s *Server) GRPCServer() (*grpc.Server, error) {
+	tlsConf, err := mtls.ServerConfig(s.cfg.TLS, true)
+	if err != nil {
+		return nil, err
+	}
+	return grpc.NewServer(
+		grpc.Creds(credentials.NewTLS(tlsConf)),
+		grpc.ChainUnaryInterceptor(s.authorize),
+	), nil
+}
+
+// Close wipes the share and every nonce; the Server cannot sign after it.
+func (s *Server) Close() { s.signer.Close() }
+
+// ExpireNonces drops nonces older than the configured nonce_ttl and
+// returns how many. Serve calls it periodically.
+func (s *Server) ExpireNonces() int {
+	return s.signer.Expire(s.now().Add(-time.Duration(s.cfg.NonceTTL)))
 }
 
 // authorize admits only allowed coordinators.

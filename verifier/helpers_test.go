@@ -180,7 +180,9 @@ type failingCache struct{}
 
 var errStoreDown = errors.New("store down")
 
-func (failingCache) Seen(context.Context, string, time.Time) (bool, error) { return false, errStoreDown }
+func (failingCache) Seen(context.Context, string, time.Time) (bool, error) {
+	return false, errStoreDown
+}
 
 // countingCache counts the calls that reach it.
 type countingCache struct {

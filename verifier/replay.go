@@ -54,7 +54,7 @@ type MemoryReplayCache struct {
 type replayEntry struct {
 	key    [sha256.Size]byte
 	expiry time.Duration // since the cache's base
-	index  int   // in the heap
+	index  int           // in the heap
 }
 
 // purgeBatch bounds the expired entries one Seen removes while the cache is

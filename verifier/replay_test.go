@@ -74,7 +74,7 @@ func TestMemoryReplayCachePastExpiry(t *testing.T) {
 
 func TestMemoryReplayCacheExtremeTimes(t *testing.T) {
 	ctx := context.Background()
-	clock := &replaytest.Clock{} // the zero time
+	clock := &replaytest.Clock{}                     // the zero time
 	c := verifier.NewMemoryReplayCache(0, clock.Now) // default size
 	far := time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 	if seen, err := c.Seen(ctx, "far", far); seen || err != nil {

@@ -264,6 +264,9 @@ func verifyCases() []verifyCase {
 			// (exp - iat) * time.Second wraps to 0 in int64 nanoseconds.
 			m["exp"] = t0 + int64(1)<<55
 		}), want: verifier.CodeTTLExceedsCap},
+		{name: "exp MaxInt64", tok: rawClaims(nil, func(m map[string]any) {
+			m["exp"] = int64(1<<63 - 1) // (exp - iat) * time.Second is negative
+		}), want: verifier.CodeTTLExceedsCap},
 		{name: "TTL overflowing time.Duration to a small value", tok: rawClaims(nil, func(m map[string]any) {
 			m["exp"] = t0 + int64(1)<<55 + 60
 		}), want: verifier.CodeTTLExceedsCap},

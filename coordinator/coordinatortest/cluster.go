@@ -1,0 +1,262 @@
+// Package coordinatortest starts a real cluster inside a test process: a
+// fresh CA, t-of-n signers with shares from a real DKG, sealed and
+// unsealed through the keystore, each serving gRPC over mutual TLS 1.3 on
+// loopback, and a coordinator in front of them. Tests can wrap a signer to
+// make it misbehave (slow, wrong shares) and stop or restart signers.
+package coordinatortest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/frostmint/frostmint/coordinator"
+	"github.com/frostmint/frostmint/coordinator/client"
+	signv1 "github.com/frostmint/frostmint/proto/frostmint/sign/v1"
+	"github.com/frostmint/frostmint/signer"
+	"github.com/frostmint/frostmint/signer/devkeygen"
+	"github.com/frostmint/frostmint/signer/keystore"
+	"github.com/frostmint/frostmint/verifier/mtls"
+)
+
+// TrustDomain of test clusters.
+const TrustDomain = "dev.frostmint.local"
+
+// Identities used by test clusters.
+const (
+	CoordinatorID = "spiffe://" + TrustDomain + "/coordinator"
+	CallerID      = "spiffe://" + TrustDomain + "/dev/cli"
+)
+
+// Options shape a test cluster.
+type Options struct {
+	N, T int
+	// Wrap, if set, may replace signer id's gRPC service (to misbehave).
+	Wrap func(id uint16, s *signer.Server) signv1.SignerServiceServer
+	// Config, if set, adjusts the coordinator config before start.
+	Config func(*coordinator.Config)
+	// CoordinatorOptions are passed to coordinator.New.
+	CoordinatorOptions []coordinator.Option
+	// Log receives every daemon's log (default: discarded).
+	Log io.Writer
+}
+
+// Cluster is a running test cluster.
+type Cluster struct {
+	Dir         string
+	Issuer      string
+	Coordinator *coordinator.Server
+	CoordAddr   string
+	Caller      mtls.Files
+	CA          *mtls.DevCA
+	Signers     map[uint16]*Signer
+
+	opts Options
+	log  *slog.Logger
+}
+
+// Signer is one running signer.
+type Signer struct {
+	ID     uint16
+	Addr   string
+	Config signer.Config
+	Server *signer.Server
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func leaf(id string) mtls.Leaf {
+	return mtls.Leaf{ID: id, DNSNames: []string{"localhost"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, Lifetime: time.Hour}
+}
+
+// Start starts a cluster and stops it when the test ends.
+func Start(t testing.TB, o Options) *Cluster {
+	t.Helper()
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	dir := t.TempDir()
+	c := &Cluster{Dir: dir, Signers: map[uint16]*Signer{}, opts: o, log: slog.New(slog.NewTextHandler(o.Log, nil))}
+	ca, err := mtls.NewDevCA("test CA", time.Hour)
+	must(t, err)
+	c.CA = ca
+	coordFiles, err := ca.Issue(dir, "coordinator", leaf(CoordinatorID))
+	must(t, err)
+	c.Caller, err = ca.Issue(dir, "caller", leaf(CallerID))
+	must(t, err)
+
+	httpLis, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	grpcLis, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	c.Issuer = "http://" + httpLis.Addr().String()
+	c.CoordAddr = grpcLis.Addr().String()
+
+	// Distributed key generation among n participants, for real.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, o.N)
+	for i := 1; i <= o.N; i++ {
+		id := uint16(i)
+		sc := signer.Default()
+		sc.ID = id
+		sc.Coordinators = []string{CoordinatorID}
+		sc.Issuer = c.Issuer
+		sc.Group = filepath.Join(dir, fmt.Sprintf("group-%d.json", id))
+		sc.Share = filepath.Join(dir, fmt.Sprintf("share-%d.sealed", id))
+		pass := filepath.Join(dir, fmt.Sprintf("pass-%d", id))
+		must(t, os.WriteFile(pass, []byte(fmt.Sprintf("test-passphrase-%d", id)), 0o600))
+		sc.Passphrase = "file:" + pass
+		sc.TLS, err = ca.Issue(dir, fmt.Sprintf("signer-%d", id), leaf(SignerIdentity(id)))
+		must(t, err)
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		must(t, err)
+		sc.Listen = lis.Addr().String()
+		lis.Close()
+		c.Signers[id] = &Signer{ID: id, Addr: sc.Listen, Config: sc}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[id-1] = keygen(ctx, filepath.Join(dir, "dkg"), sc, o.T, o.N)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		must(t, err)
+	}
+	for id := range c.Signers {
+		c.StartSigner(t, id)
+	}
+
+	cc := coordinator.Default()
+	cc.Listen = c.CoordAddr
+	cc.Issuer = c.Issuer
+	cc.TLS = coordFiles
+	cc.Group = c.Signers[1].Config.Group
+	cc.SignTimeout = coordinator.Duration(time.Second)
+	for i := 1; i <= o.N; i++ {
+		cc.Signers = append(cc.Signers, coordinator.Endpoint{ID: uint16(i), Addr: c.Signers[uint16(i)].Addr, Identity: SignerIdentity(uint16(i))})
+	}
+	if o.Config != nil {
+		o.Config(&cc)
+	}
+	co, err := coordinator.New(context.Background(), cc, c.log, o.CoordinatorOptions...)
+	must(t, err)
+	c.Coordinator = co
+	cctx, ccancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := co.Serve(cctx, grpcLis, httpLis); err != nil {
+			t.Errorf("coordinator: %v", err)
+		}
+	}()
+	t.Cleanup(func() {
+		ccancel()
+		<-done
+		for id := range c.Signers {
+			c.StopSigner(id)
+		}
+	})
+	return c
+}
+
+// SignerIdentity is the SPIFFE ID of test signer id.
+func SignerIdentity(id uint16) string { return fmt.Sprintf("spiffe://%s/signer/%d", TrustDomain, id) }
+
+func keygen(ctx context.Context, dir string, sc signer.Config, t, n int) error {
+	ks, err := devkeygen.Run(ctx, dir, sc.ID, uint16(t), uint16(n))
+	if err != nil {
+		return err
+	}
+	pass, err := keystore.ReadPassphrase(sc.Passphrase)
+	if err != nil {
+		return err
+	}
+	sealer, err := keystore.NewPassphrase(pass, keystore.ScryptParams{})
+	if err != nil {
+		return err
+	}
+	sealed, err := sealer.Seal(ks.Secret, signer.ShareLabel(sc.ID))
+	if err != nil {
+		return err
+	}
+	if err := keystore.WriteSealed(sc.Share, sealed); err != nil {
+		return err
+	}
+	b, err := json.Marshal(ks.Public)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(sc.Group, b, 0o644)
+}
+
+// StartSigner starts (or restarts) signer id: a new process as far as the
+// protocol goes — a new boot id, no nonces.
+func (c *Cluster) StartSigner(t testing.TB, id uint16) {
+	t.Helper()
+	s := c.Signers[id]
+	srv, err := signer.New(s.Config, c.log.With("signer", id))
+	must(t, err)
+	gs, err := srv.GRPCServer()
+	must(t, err)
+	var svc signv1.SignerServiceServer = srv
+	if c.opts.Wrap != nil {
+		svc = c.opts.Wrap(id, srv)
+	}
+	signv1.RegisterSignerServiceServer(gs, svc)
+	var lis net.Listener
+	for i := 0; i < 50; i++ { // the port may linger briefly after a stop
+		if lis, err = net.Listen("tcp", s.Addr); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	must(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	s.Server, s.cancel, s.done = srv, cancel, make(chan struct{})
+	go func() {
+		defer close(s.done)
+		go gs.Serve(lis)
+		<-ctx.Done()
+		gs.Stop()
+		srv.Close()
+	}()
+}
+
+// StopSigner stops signer id at once, as a crash would.
+func (c *Cluster) StopSigner(id uint16) {
+	s := c.Signers[id]
+	if s.cancel == nil {
+		return
+	}
+	s.cancel()
+	<-s.done
+	s.cancel = nil
+}
+
+// Client returns a Mint API client authenticated as the test caller.
+func (c *Cluster) Client(t testing.TB) *client.Client {
+	t.Helper()
+	cl, err := client.Dial(c.CoordAddr, c.Caller)
+	must(t, err)
+	t.Cleanup(func() { cl.Close() })
+	return cl
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
