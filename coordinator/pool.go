@@ -42,6 +42,11 @@ type pool struct {
 	lastErr  error
 	retryAt  time.Time
 	failures int
+	// badUntil quarantines a signer that returned an invalid share: a
+	// reachable signer that signs wrongly is worse than one that is down,
+	// and answering Info does not end it.
+	badUntil time.Time
+	strikes  int
 	refill   sync.Mutex // one refill at a time
 }
 
@@ -136,13 +141,35 @@ func (p *pool) len() int {
 func (p *pool) usable() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.healthy || !p.now().Before(p.retryAt)
+	now := p.now()
+	if now.Before(p.badUntil) {
+		return false
+	}
+	return p.healthy || !now.Before(p.retryAt)
+}
+
+// quarantine leaves the signer out for a while after an invalid share:
+// 30 s, doubling with every repeat up to 10 min.
+func (p *pool) quarantine(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.items = nil
+	p.healthy, p.lastErr = false, err
+	d := 30 * time.Second << min(p.strikes, 5)
+	if d > 10*time.Minute {
+		d = 10 * time.Minute
+	}
+	p.strikes++
+	p.badUntil = p.now().Add(d)
 }
 
 func (p *pool) markOK() {
 	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.now().Before(p.badUntil) {
+		return
+	}
 	p.healthy, p.lastErr, p.failures = true, nil, 0
-	p.mu.Unlock()
 }
 
 func (p *pool) markFailed(err error) {

@@ -590,8 +590,7 @@ func (s *Server) sign(ctx context.Context, log *slog.Logger, rid string, msg []b
 			log.Error("signer returned an invalid share", "signer", bad.SignerID)
 			for _, p := range s.pools {
 				if p.ep.ID == bad.SignerID {
-					p.markFailed(bad)
-					p.drop()
+					p.quarantine(bad)
 				}
 			}
 			excluded[bad.SignerID] = "invalid signature share"

@@ -38,52 +38,85 @@ func FuzzVerify(f *testing.F) {
 			return
 		}
 
-		// Accepted: check it independently.
-		parts := strings.Split(tok, ".")
-		if len(parts) != 3 {
-			t.Fatalf("accepted a token of %d parts", len(parts))
-		}
-		var keys = issuers[0].Keys
-		switch c.Issuer {
-		case issuerA:
-		case issuerB:
-			keys = issuers[1].Keys
-		default:
-			t.Fatalf("accepted issuer %q", c.Issuer)
-		}
-		jws, err := jose.ParseSignedCompact(tok, []jose.SignatureAlgorithm{jose.EdDSA})
+		checkAccepted(t, issuers, tok, c)
+	})
+}
+
+// checkAccepted checks, independently of Verify, a token it accepted.
+func checkAccepted(t *testing.T, issuers []verifier.Issuer, tok string, c *token.Claims) {
+	t.Helper()
+	// Accepted: check it independently.
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		t.Fatalf("accepted a token of %d parts", len(parts))
+	}
+	var keys = issuers[0].Keys
+	switch c.Issuer {
+	case issuerA:
+	case issuerB:
+		keys = issuers[1].Keys
+	default:
+		t.Fatalf("accepted issuer %q", c.Issuer)
+	}
+	jws, err := jose.ParseSignedCompact(tok, []jose.SignatureAlgorithm{jose.EdDSA})
+	if err != nil {
+		t.Fatalf("go-jose cannot parse an accepted token: %v", err)
+	}
+	h := jws.Signatures[0].Header
+	if h.Algorithm != "EdDSA" || h.ExtraHeaders["typ"] != "at+jwt" || len(h.ExtraHeaders) != 1 {
+		t.Fatalf("accepted header %+v", h)
+	}
+	pub, err := keys.Key(h.KeyID)
+	if err != nil {
+		t.Fatalf("accepted kid %q: %v", h.KeyID, err)
+	}
+	payload, err := jws.Verify(pub)
+	if err != nil {
+		t.Fatalf("go-jose does not verify an accepted token: %v", err)
+	}
+	if want, _ := base64.RawURLEncoding.DecodeString(parts[1]); string(payload) != string(want) {
+		t.Fatal("go-jose and we disagree on the payload")
+	}
+	n := now().Unix()
+	if c.Audience != audience || c.Expiry <= n-30 || c.IssuedAt > n+30 || c.NotBefore > n+30 ||
+		c.Expiry-c.IssuedAt > int64(token.MaxTTL/time.Second) || c.Expiry <= c.IssuedAt {
+		t.Fatalf("accepted claims %+v", *c)
+	}
+	// The accepted token must re-encode to a token that is accepted as
+	// the same claims.
+	in, err := token.SigningInput(token.Header{Algorithm: h.Algorithm, Type: token.Type, KeyID: h.KeyID}, *c)
+	if err != nil {
+		t.Fatalf("accepted claims do not re-encode: %v", err)
+	}
+	_, c2, err := token.ParseSigningInput(in)
+	if err != nil || c2 != *c {
+		t.Fatalf("accepted claims do not round-trip: %+v, %v", c2, err)
+	}
+}
+
+// FuzzVerifySigned is FuzzVerify on the JSON of the header and claims,
+// signed with a trusted key, so that the fuzzer explores what passes the
+// signature check, where the verifier's remaining decisions are.
+func FuzzVerifySigned(f *testing.F) {
+	f.Add(mustJSON(f, header(f, testKey("a1"))), claimsJSON(f, claims()))
+	f.Add(`{"alg":"EdDSA","kid":"`+kidOf(f, testKey("a1"))+`","typ":"at+jwt"}`, claimsJSON(f, claims()))
+	f.Add(mustJSON(f, header(f, testKey("a1"))), claimsJSON(f, claims())+"}")
+	f.Add(mustJSON(f, header(f, testKey("a1"))), strings.Replace(claimsJSON(f, claims()), `"exp":1700000300`, `"exp":36028798718963968`, 1))
+	f.Add(mustJSON(f, header(f, testKey("a1"))), strings.Replace(claimsJSON(f, claims()), `"iat":1700000000`, `"iat":1700000031`, 1))
+	issuers := testIssuers(f)
+	v := newVerifier(f, func(c *verifier.Config) { c.Replay = nopCache{} })
+	f.Fuzz(func(t *testing.T, headerJSON, claimsJSON string) {
+		tok := signRaw(testKey("a1"), headerJSON, claimsJSON)
+		c, err := v.Verify(t.Context(), tok, "read")
 		if err != nil {
-			t.Fatalf("go-jose cannot parse an accepted token: %v", err)
+			if code := verifier.CodeOf(err); !slices.Contains(allCodes, code) || c != nil {
+				t.Fatalf("Verify = %v, %v", c, err)
+			}
+			return
 		}
-		h := jws.Signatures[0].Header
-		if h.Algorithm != "EdDSA" || h.ExtraHeaders["typ"] != "at+jwt" || len(h.ExtraHeaders) != 1 {
-			t.Fatalf("accepted header %+v", h)
-		}
-		pub, err := keys.Key(h.KeyID)
-		if err != nil {
-			t.Fatalf("accepted kid %q: %v", h.KeyID, err)
-		}
-		payload, err := jws.Verify(pub)
-		if err != nil {
-			t.Fatalf("go-jose does not verify an accepted token: %v", err)
-		}
-		if want, _ := base64.RawURLEncoding.DecodeString(parts[1]); string(payload) != string(want) {
-			t.Fatal("go-jose and we disagree on the payload")
-		}
-		n := now().Unix()
-		if c.Audience != audience || c.Expiry <= n-30 || c.IssuedAt > n+30 || c.NotBefore > n+30 ||
-			c.Expiry-c.IssuedAt > int64(token.MaxTTL/time.Second) || c.Expiry <= c.IssuedAt {
-			t.Fatalf("accepted claims %+v", *c)
-		}
-		// The accepted token must re-encode to a token that is accepted as
-		// the same claims.
-		in, err := token.SigningInput(token.Header{Algorithm: h.Algorithm, Type: token.Type, KeyID: h.KeyID}, *c)
-		if err != nil {
-			t.Fatalf("accepted claims do not re-encode: %v", err)
-		}
-		_, c2, err := token.ParseSigningInput(in)
-		if err != nil || c2 != *c {
-			t.Fatalf("accepted claims do not round-trip: %+v, %v", c2, err)
+		checkAccepted(t, issuers, tok, c)
+		if !c.HasScopes("read") {
+			t.Fatalf("accepted scope %q", c.Scope)
 		}
 	})
 }

@@ -146,34 +146,87 @@ func FuzzParseCompact(f *testing.F) {
 			}
 			t.Fatalf("error %v wraps no sentinel", err)
 		}
-		if known := knownIssue(tok, p); known != "" {
-			t.Skipf("KNOWN ISSUE in token.go: %s", known)
-		}
-		if len(p.Signature) != ed25519.SignatureSize {
-			t.Fatalf("signature of %d bytes", len(p.Signature))
-		}
-		if i := strings.LastIndexByte(tok, '.'); string(p.SigningInput) != tok[:i] {
-			t.Fatal("SigningInput is not the token's first two parts")
-		}
-		if p.Claims.TTL() <= 0 || p.Claims.TTL() > token.MaxTTL {
-			t.Fatalf("accepted a lifetime of %s", p.Claims.TTL())
-		}
-		in, err := token.SigningInput(p.Header, p.Claims)
+		checkParsed(t, tok, p)
+	})
+}
+
+// checkParsed checks the properties of a token ParseCompact accepted.
+func checkParsed(t *testing.T, tok string, p *token.Parsed) {
+	t.Helper()
+	if known := knownIssue(tok, p); known != "" {
+		t.Skipf("KNOWN ISSUE in token.go: %s", known)
+	}
+	if len(p.Signature) != ed25519.SignatureSize {
+		t.Fatalf("signature of %d bytes", len(p.Signature))
+	}
+	if i := strings.LastIndexByte(tok, '.'); string(p.SigningInput) != tok[:i] {
+		t.Fatal("SigningInput is not the token's first two parts")
+	}
+	if p.Claims.TTL() <= 0 || p.Claims.TTL() > token.MaxTTL {
+		t.Fatalf("accepted a lifetime of %s", p.Claims.TTL())
+	}
+	in, err := token.SigningInput(p.Header, p.Claims)
+	if err != nil {
+		t.Fatalf("SigningInput refuses what ParseCompact accepted: %v", err)
+	}
+	h2, c2, err := token.ParseSigningInput(in)
+	if err != nil || h2 != p.Header || c2 != p.Claims {
+		t.Fatalf("re-encoding does not parse back: %+v %+v %v", h2, c2, err)
+	}
+	again, err := token.SigningInput(h2, c2)
+	if err != nil || !bytes.Equal(again, in) {
+		t.Fatalf("SigningInput is not a fixed point:\n%s\n%s", in, again)
+	}
+	p2, err := token.ParseCompact(token.Compact(in, p.Signature))
+	if err != nil || p2.Header != p.Header || p2.Claims != p.Claims || !bytes.Equal(p2.Signature, p.Signature) {
+		t.Fatalf("re-encoded token does not parse back: %v", err)
+	}
+}
+
+// FuzzParseSigningInput is FuzzParseCompact on the decoded JSON of the
+// header and claims, where the parser's interesting decisions are.
+func FuzzParseSigningInput(f *testing.F) {
+	h := mustMarshal(fuzzHeader())
+	c := mustMarshal(fuzzClaims())
+	for _, seed := range [][2]string{
+		{h, c},
+		{h + "}", c},
+		{h + " ", c + "\n"},
+		{`{"alg":"EdDSA","kid":"k","typ":"at+jwt"}`, c},
+		{`{"alg":"EdDSA","typ":"at+jwt","kid":"k","kid":"k"}`, c},
+		{`{"alg":"EdDSA","typ":"at+jwt","KID":"k"}`, c},
+		{h, strings.Replace(c, `"exp":1700000300`, `"exp":36028798718963968`, 1)},
+		{h, strings.Replace(c, `"scope":"read write"`, `"scope":"read\u0020write"`, 1)},
+		{h, strings.Replace(c, `"sub":"alice"`, `"sub":"\ud800"`, 1)},
+		{h, strings.Replace(c, `"iat":1700000000`, `"iat":1700000000.0`, 1)},
+		{h, strings.Replace(c, `"iat":1700000000`, `"iat":17e8`, 1)},
+	} {
+		f.Add(seed[0], seed[1])
+	}
+	sig := base64.RawURLEncoding.EncodeToString(make([]byte, ed25519.SignatureSize))
+	f.Fuzz(func(t *testing.T, header, claims string) {
+		in := b64(header) + "." + b64(claims)
+		tok := in + "." + sig
+		h, c, err := token.ParseSigningInput([]byte(in))
 		if err != nil {
-			t.Fatalf("SigningInput refuses what ParseCompact accepted: %v", err)
+			for _, s := range []error{token.ErrMalformed, token.ErrHeader, token.ErrClaims, token.ErrTTL} {
+				if errors.Is(err, s) {
+					return
+				}
+			}
+			t.Fatalf("error %v wraps no sentinel", err)
 		}
-		h2, c2, err := token.ParseSigningInput(in)
-		if err != nil || h2 != p.Header || c2 != p.Claims {
-			t.Fatalf("re-encoding does not parse back: %+v %+v %v", h2, c2, err)
+		p, err := token.ParseCompact(tok)
+		if err != nil {
+			if len(tok) > 8<<10 {
+				return // the whole token is over the size limit
+			}
+			t.Fatalf("ParseSigningInput accepts what ParseCompact refuses: %v", err)
 		}
-		again, err := token.SigningInput(h2, c2)
-		if err != nil || !bytes.Equal(again, in) {
-			t.Fatalf("SigningInput is not a fixed point:\n%s\n%s", in, again)
+		if p.Header != h || p.Claims != c {
+			t.Fatal("ParseSigningInput and ParseCompact disagree")
 		}
-		p2, err := token.ParseCompact(token.Compact(in, p.Signature))
-		if err != nil || p2.Header != p.Header || p2.Claims != p.Claims || !bytes.Equal(p2.Signature, p.Signature) {
-			t.Fatalf("re-encoded token does not parse back: %v", err)
-		}
+		checkParsed(t, tok, p)
 	})
 }
 
