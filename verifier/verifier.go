@@ -128,6 +128,8 @@ func (v *Verifier) Verify(ctx context.Context, tok string, requiredScopes ...str
 	if c.NotBefore > late {
 		return nil, refuse(CodeNotYetValid, nil, "not before %d, now %d, leeway %s", c.NotBefore, now.Unix(), v.leeway)
 	}
+	// In whole seconds, unlike token.Claims.TTL, whose conversion to a
+	// time.Duration overflows (and so passes its own cap) for absurd exp.
 	if ttl := c.Expiry - c.IssuedAt; ttl <= 0 || ttl > int64(v.maxTTL/time.Second) {
 		return nil, refuse(CodeTTLExceedsCap, nil, "lifetime %ds exceeds the cap %s", ttl, v.maxTTL)
 	}

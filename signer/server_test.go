@@ -1,0 +1,186 @@
+package signer_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
+
+	"github.com/frostmint/frostmint/coordinator/coordinatortest"
+	signv1 "github.com/frostmint/frostmint/proto/frostmint/sign/v1"
+	"github.com/frostmint/frostmint/signer"
+	"github.com/frostmint/frostmint/signer/frost"
+	"github.com/frostmint/frostmint/verifier/jwks"
+	"github.com/frostmint/frostmint/verifier/mtls"
+)
+
+type fixture struct {
+	c     *coordinatortest.Cluster
+	group *frost.Group
+	kid   string
+}
+
+func newFixture(t *testing.T) *fixture {
+	c := coordinatortest.Start(t, coordinatortest.Options{N: 3, T: 2})
+	g, err := frost.ReadGroupFile(c.Signers[1].Config.Group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kid, err := jwks.KeyID(g.Public().PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{c: c, group: g, kid: kid}
+}
+
+// list gets one fresh commitment from signers 1 and 2 (directly, no TLS).
+func (f *fixture) list(t *testing.T) []byte {
+	t.Helper()
+	var cs []frost.Commitment
+	for _, id := range []uint16{1, 2} {
+		r, err := f.c.Signers[id].Server.Commit(context.Background(), &signv1.CommitRequest{Count: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cm, err := f.group.DecodeCommitment(r.GetCommitments()[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs = append(cs, cm)
+	}
+	l, err := f.group.EncodeList(cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func enc(v any) string {
+	b, _ := json.Marshal(v)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func (f *fixture) msg(mutate func(h, c map[string]any)) []byte {
+	now := time.Now().Unix()
+	h := map[string]any{"alg": "EdDSA", "typ": "at+jwt", "kid": f.kid}
+	c := map[string]any{"iss": f.c.Issuer, "sub": coordinatortest.CallerID, "client_id": coordinatortest.CallerID,
+		"aud": "aud", "scope": "read", "iat": now, "nbf": now, "exp": now + 300, "jti": strings.Repeat("A", 43)}
+	if mutate != nil {
+		mutate(h, c)
+	}
+	return []byte(enc(h) + "." + enc(c))
+}
+
+func TestSignChecksTheMessageItself(t *testing.T) {
+	f := newFixture(t)
+	s := f.c.Signers[1].Server
+	now := time.Now().Unix()
+	for _, tc := range []struct {
+		name string
+		msg  []byte
+		code codes.Code
+	}{
+		{"valid token", f.msg(nil), codes.OK},
+		{"not a token", []byte("pay 1000 to mallory"), codes.InvalidArgument},
+		{"ttl above hard cap", f.msg(func(h, c map[string]any) { c["exp"] = now + 16*60 }), codes.PermissionDenied},
+		{"other key id", f.msg(func(h, c map[string]any) { h["kid"] = "other" }), codes.PermissionDenied},
+		{"other issuer", f.msg(func(h, c map[string]any) { c["iss"] = "https://evil.example" }), codes.PermissionDenied},
+		{"subject not a SPIFFE ID", f.msg(func(h, c map[string]any) { c["sub"] = "root" }), codes.PermissionDenied},
+		{"issued in the future", f.msg(func(h, c map[string]any) { c["iat"], c["nbf"], c["exp"] = now+600, now+600, now+900 }), codes.PermissionDenied},
+		{"issued long ago", f.msg(func(h, c map[string]any) { c["iat"], c["nbf"], c["exp"] = now-600, now-600, now-300 }), codes.PermissionDenied},
+		{"alg none", f.msg(func(h, c map[string]any) { h["alg"] = "none" }), codes.InvalidArgument},
+		{"extra header", f.msg(func(h, c map[string]any) { h["jku"] = "https://evil.example/jwks" }), codes.InvalidArgument},
+		{"unknown claim", f.msg(func(h, c map[string]any) { c["admin"] = true }), codes.InvalidArgument},
+		{"missing jti", f.msg(func(h, c map[string]any) { delete(c, "jti") }), codes.InvalidArgument},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := s.Sign(context.Background(), &signv1.SignRequest{Message: tc.msg, CommitmentList: f.list(t)})
+			if status.Code(err) != tc.code {
+				t.Fatalf("got %v, want %s", err, tc.code)
+			}
+		})
+	}
+}
+
+func TestNonceSingleUse(t *testing.T) {
+	f := newFixture(t)
+	s := f.c.Signers[1].Server
+	l := f.list(t)
+	if _, err := s.Sign(context.Background(), &signv1.SignRequest{Message: f.msg(nil), CommitmentList: l}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Sign(context.Background(), &signv1.SignRequest{Message: f.msg(func(h, c map[string]any) { c["scope"] = "write" }), CommitmentList: l})
+	if status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("reused nonce: got %v, want FailedPrecondition", err)
+	}
+}
+
+func TestCommitBounds(t *testing.T) {
+	f := newFixture(t)
+	s := f.c.Signers[1].Server
+	for _, n := range []uint32{0, signer.MaxCommitBatch + 1} {
+		if _, err := s.Commit(context.Background(), &signv1.CommitRequest{Count: n}); status.Code(err) != codes.InvalidArgument {
+			t.Errorf("count %d: got %v", n, err)
+		}
+	}
+	r, err := s.Commit(context.Background(), &signv1.CommitRequest{Count: signer.MaxCommitBatch})
+	if err != nil || len(r.GetCommitments()) != signer.MaxCommitBatch {
+		t.Fatalf("full batch: %v", err)
+	}
+}
+
+func TestOnlyAllowedCoordinators(t *testing.T) {
+	f := newFixture(t)
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		id   string
+		code codes.Code
+	}{
+		{coordinatortest.CoordinatorID, codes.OK},
+		{"spiffe://dev.frostmint.local/rogue-coordinator", codes.PermissionDenied},
+		{coordinatortest.CallerID, codes.PermissionDenied},
+	} {
+		files, err := f.c.CA.Issue(dir, "x", mtls.Leaf{ID: tc.id, DNSNames: []string{"localhost"}, Lifetime: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tc2, err := mtls.ClientConfig(files)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tc2.ServerName = "localhost"
+		conn, err := grpc.NewClient(f.c.Signers[1].Addr, grpc.WithTransportCredentials(credentials.NewTLS(tc2)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = signv1.NewSignerServiceClient(conn).Info(context.Background(), &signv1.InfoRequest{})
+		conn.Close()
+		if status.Code(err) != tc.code {
+			t.Errorf("%s: got %v, want %s", tc.id, err, tc.code)
+		}
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	if err := signer.Default().Validate(); err == nil {
+		t.Fatal("empty config accepted")
+	}
+	c := signer.Default()
+	c.ID, c.Listen, c.Issuer, c.Group, c.Share, c.Passphrase = 1, "x", "i", "g", "s", "env:P"
+	c.TLS = mtls.Files{Cert: "c", Key: "k", CA: "a"}
+	c.Coordinators = []string{"spiffe://td/coordinator"}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("valid config: %v", err)
+	}
+	c.Coordinators = []string{"https://not-spiffe"}
+	if err := c.Validate(); err == nil {
+		t.Fatal("non-SPIFFE coordinator accepted")
+	}
+}
