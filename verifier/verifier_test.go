@@ -219,7 +219,7 @@ func verifyCases() []verifyCase {
 		{name: "duplicate kid", tok: rawHeader(`{"alg":"EdDSA","typ":"at+jwt","kid":"other","kid":"%s"}`), want: verifier.CodeBadHeader},
 		{name: "header array", tok: rawHeader(`[]`), want: verifier.CodeBadHeader},
 		{name: "header null", tok: rawHeader(`null`), want: verifier.CodeBadHeader},
-		{name: "header not JSON", tok: rawHeader(`alg=EdDSA`), want: verifier.CodeBadHeader},
+		{name: "header not JSON", tok: rawHeader(`alg=EdDSA`), want: verifier.CodeMalformed},
 
 		// missing_claim
 		{name: "no sub", tok: rawClaims(nil, func(m map[string]any) { delete(m, "sub") }), want: verifier.CodeMissingClaim, wantErr: token.ErrClaims},

@@ -93,8 +93,19 @@ func (c *Claims) HasScopes(want ...string) bool {
 	return true
 }
 
-// TTL returns exp - iat.
-func (c *Claims) TTL() time.Duration { return time.Duration(c.Expiry-c.IssuedAt) * time.Second }
+// TTL returns exp - iat, saturating instead of overflowing for absurd
+// values (compare lifetimes with [Claims.Validate], which works in seconds).
+func (c *Claims) TTL() time.Duration {
+	d := c.Expiry - c.IssuedAt
+	const maxSec = int64(1<<63-1) / int64(time.Second)
+	switch {
+	case d > maxSec:
+		return time.Duration(1<<63 - 1)
+	case d < -maxSec:
+		return time.Duration(-1 << 63)
+	}
+	return time.Duration(d) * time.Second
+}
 
 // ExpiresAt returns exp as a time.
 func (c *Claims) ExpiresAt() time.Time { return time.Unix(c.Expiry, 0) }
@@ -143,8 +154,9 @@ func (c *Claims) Validate(maxTTL time.Duration) error {
 	if c.Expiry <= c.NotBefore {
 		return fmt.Errorf("%w: exp not after nbf", ErrClaims)
 	}
-	if c.TTL() > maxTTL {
-		return fmt.Errorf("%w: exp-iat is %s, cap %s", ErrTTL, c.TTL(), maxTTL)
+	// In whole seconds: a Duration product could overflow and wrap.
+	if c.Expiry-c.IssuedAt > int64(maxTTL/time.Second) {
+		return fmt.Errorf("%w: exp-iat is %ds, cap %s", ErrTTL, c.Expiry-c.IssuedAt, maxTTL)
 	}
 	return nil
 }
@@ -212,6 +224,9 @@ func ParseSigningInput(in []byte) (Header, Claims, error) {
 	if err != nil {
 		return h, c, fmt.Errorf("%w: claims: %w", ErrMalformed, err)
 	}
+	if !json.Valid(hj) || !json.Valid(cj) {
+		return h, c, fmt.Errorf("%w: a segment is not a single valid JSON value", ErrMalformed)
+	}
 	if err := strictUnmarshal(hj, &h, headerMembers); err != nil {
 		return h, c, fmt.Errorf("%w: %w", ErrHeader, err)
 	}
@@ -278,6 +293,13 @@ func decodeSegment(b []byte) ([]byte, error) {
 	if len(b) == 0 {
 		return nil, errors.New("empty segment")
 	}
+	// The decoder skips CR and LF even in strict mode; a token has exactly
+	// one spelling, so only the base64url alphabet is allowed.
+	for _, ch := range b {
+		if !(ch >= 'A' && ch <= 'Z' || ch >= 'a' && ch <= 'z' || ch >= '0' && ch <= '9' || ch == '-' || ch == '_') {
+			return nil, errors.New("not canonical unpadded base64url")
+		}
+	}
 	out, err := base64.RawURLEncoding.Strict().DecodeString(string(b))
 	if err != nil {
 		return nil, errors.New("not canonical unpadded base64url")
@@ -297,6 +319,9 @@ var (
 // each at most once, into v. Duplicate members are refused because parsers
 // disagree on which one wins.
 func strictUnmarshal(data []byte, v any, allowed map[string]bool) error {
+	if !json.Valid(data) {
+		return errors.New("not a single valid JSON value")
+	}
 	var raw map[string]json.RawMessage
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&raw); err != nil {
