@@ -20,6 +20,7 @@ import (
 
 	"github.com/frostmint/frostmint/coordinator"
 	"github.com/frostmint/frostmint/coordinator/client"
+	"github.com/frostmint/frostmint/coordinator/devcluster"
 	signv1 "github.com/frostmint/frostmint/proto/frostmint/sign/v1"
 	"github.com/frostmint/frostmint/signer"
 	"github.com/frostmint/frostmint/signer/devkeygen"
@@ -27,13 +28,11 @@ import (
 	"github.com/frostmint/frostmint/verifier/mtls"
 )
 
-// TrustDomain of test clusters.
-const TrustDomain = "dev.frostmint.local"
-
-// Identities used by test clusters.
+// Identities used by test clusters: those of the dev cluster, so the
+// default policy admits the caller.
 const (
-	CoordinatorID = "spiffe://" + TrustDomain + "/coordinator"
-	CallerID      = "spiffe://" + TrustDomain + "/dev/cli"
+	CoordinatorID = devcluster.CoordinatorID
+	CallerID      = devcluster.CallerID
 )
 
 // Options shape a test cluster.
@@ -172,7 +171,7 @@ func Start(t testing.TB, o Options) *Cluster {
 }
 
 // SignerIdentity is the SPIFFE ID of test signer id.
-func SignerIdentity(id uint16) string { return fmt.Sprintf("spiffe://%s/signer/%d", TrustDomain, id) }
+func SignerIdentity(id uint16) string { return devcluster.SignerID(id) }
 
 func keygen(ctx context.Context, dir string, sc signer.Config, t, n int) error {
 	ks, err := devkeygen.Run(ctx, dir, sc.ID, uint16(t), uint16(n))
