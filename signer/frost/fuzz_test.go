@@ -1,6 +1,9 @@
 package frost
 
 import (
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -26,6 +29,31 @@ func FuzzSignInputs(f *testing.F) {
 		}
 		if c.signers[2].Outstanding() != before {
 			t.Fatal("outstanding nonces changed")
+		}
+	})
+}
+
+// FuzzGroupFile feeds arbitrary group files to ReadGroupFile: nothing may
+// panic, and whatever is accepted is a usable group.
+func FuzzGroupFile(f *testing.F) {
+	kss := runDKG(f, 2, 3)
+	good, _ := json.Marshal(kss[0].Public)
+	f.Add(good)
+	f.Add([]byte(`{"threshold":2,"max_signers":3,"public_key":"AA==","public_key_shares":{}}`))
+	f.Add([]byte(`{"threshold":0}`))
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p := filepath.Join(dir, "g.json")
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		g, err := ReadGroupFile(p)
+		if err != nil {
+			return
+		}
+		pub := g.Public()
+		if len(pub.PublicKey) != 32 || pub.Threshold < 1 || pub.Threshold > pub.MaxSigners || len(pub.Shares) != int(pub.MaxSigners) {
+			t.Fatalf("accepted an inconsistent group %+v", pub)
 		}
 	})
 }
