@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -163,7 +164,7 @@ func (s *Server) Serve(ctx context.Context, lis, hlis net.Listener) error {
 			if err != nil {
 				return err
 			}
-			hc.ClientAuth = 0
+			hc.ClientAuth = tls.NoClientCert
 			hs.TLSConfig = hc
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"slices"
 	"time"
 
@@ -66,9 +67,9 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	sealed, err := readFile(cfg.Share)
+	sealed, err := os.ReadFile(cfg.Share)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("signer %d: %w", cfg.ID, err)
 	}
 	secret, err := sealer.Unseal(sealed, ShareLabel(cfg.ID))
 	if err != nil {
