@@ -37,8 +37,22 @@ type MintRequest struct {
 	// The scopes asked for; every one must be allowed by policy.
 	Scopes []string `protobuf:"bytes,2,rep,name=scopes,proto3" json:"scopes,omitempty"`
 	// Token lifetime. Unset means the default (5 minutes); the hard cap is 15
-	// minutes and policy may lower it.
-	Ttl           *durationpb.Duration `protobuf:"bytes,3,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	// minutes and policy may lower it. Whole seconds only.
+	Ttl *durationpb.Duration `protobuf:"bytes,3,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	// A fresh random nonce (16..64 bytes) chosen by the caller. Each signer
+	// lets one piece of evidence mint at most one token.
+	Nonce []byte `protobuf:"bytes,4,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	// When the caller made the request (second precision). A certificate
+	// proof is accepted only close to this time.
+	RequestedAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=requested_at,json=requestedAt,proto3" json:"requested_at,omitempty"`
+	// The caller's own evidence, which the coordinator forwards untouched to
+	// every signer so that each verifies it itself. Exactly one is required.
+	//
+	// Types that are valid to be assigned to Evidence:
+	//
+	//	*MintRequest_Certificate
+	//	*MintRequest_OidcToken
+	Evidence      isMintRequest_Evidence `protobuf_oneof:"evidence"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -94,6 +108,121 @@ func (x *MintRequest) GetTtl() *durationpb.Duration {
 	return nil
 }
 
+func (x *MintRequest) GetNonce() []byte {
+	if x != nil {
+		return x.Nonce
+	}
+	return nil
+}
+
+func (x *MintRequest) GetRequestedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RequestedAt
+	}
+	return nil
+}
+
+func (x *MintRequest) GetEvidence() isMintRequest_Evidence {
+	if x != nil {
+		return x.Evidence
+	}
+	return nil
+}
+
+func (x *MintRequest) GetCertificate() *CertificateProof {
+	if x != nil {
+		if x, ok := x.Evidence.(*MintRequest_Certificate); ok {
+			return x.Certificate
+		}
+	}
+	return nil
+}
+
+func (x *MintRequest) GetOidcToken() string {
+	if x != nil {
+		if x, ok := x.Evidence.(*MintRequest_OidcToken); ok {
+			return x.OidcToken
+		}
+	}
+	return ""
+}
+
+type isMintRequest_Evidence interface {
+	isMintRequest_Evidence()
+}
+
+type MintRequest_Certificate struct {
+	// For callers with a client certificate (SPIFFE ID): the chain and a
+	// signature of the canonical request by the certificate's key.
+	Certificate *CertificateProof `protobuf:"bytes,6,opt,name=certificate,proto3,oneof"`
+}
+
+type MintRequest_OidcToken struct {
+	// For callers with an OIDC ID token (GitHub Actions, GitLab CI,
+	// Kubernetes service accounts, any trusted issuer): the compact token.
+	OidcToken string `protobuf:"bytes,7,opt,name=oidc_token,json=oidcToken,proto3,oneof"`
+}
+
+func (*MintRequest_Certificate) isMintRequest_Evidence() {}
+
+func (*MintRequest_OidcToken) isMintRequest_Evidence() {}
+
+// CertificateProof binds a mint request to the caller's certificate key.
+type CertificateProof struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// DER certificates, leaf first; the leaf is the TLS client certificate.
+	Chain [][]byte `protobuf:"bytes,1,rep,name=chain,proto3" json:"chain,omitempty"`
+	// Signature of the canonical request (see package verifier/evidence) by
+	// the leaf's key.
+	Signature     []byte `protobuf:"bytes,2,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CertificateProof) Reset() {
+	*x = CertificateProof{}
+	mi := &file_frostmint_mint_v1_mint_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CertificateProof) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CertificateProof) ProtoMessage() {}
+
+func (x *CertificateProof) ProtoReflect() protoreflect.Message {
+	mi := &file_frostmint_mint_v1_mint_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CertificateProof.ProtoReflect.Descriptor instead.
+func (*CertificateProof) Descriptor() ([]byte, []int) {
+	return file_frostmint_mint_v1_mint_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *CertificateProof) GetChain() [][]byte {
+	if x != nil {
+		return x.Chain
+	}
+	return nil
+}
+
+func (x *CertificateProof) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
 // MintResponse carries the compact JWT and a summary of it.
 type MintResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -113,7 +242,7 @@ type MintResponse struct {
 
 func (x *MintResponse) Reset() {
 	*x = MintResponse{}
-	mi := &file_frostmint_mint_v1_mint_proto_msgTypes[1]
+	mi := &file_frostmint_mint_v1_mint_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -125,7 +254,7 @@ func (x *MintResponse) String() string {
 func (*MintResponse) ProtoMessage() {}
 
 func (x *MintResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_frostmint_mint_v1_mint_proto_msgTypes[1]
+	mi := &file_frostmint_mint_v1_mint_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -138,7 +267,7 @@ func (x *MintResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MintResponse.ProtoReflect.Descriptor instead.
 func (*MintResponse) Descriptor() ([]byte, []int) {
-	return file_frostmint_mint_v1_mint_proto_rawDescGZIP(), []int{1}
+	return file_frostmint_mint_v1_mint_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *MintResponse) GetToken() string {
@@ -185,7 +314,7 @@ type GetStatusRequest struct {
 
 func (x *GetStatusRequest) Reset() {
 	*x = GetStatusRequest{}
-	mi := &file_frostmint_mint_v1_mint_proto_msgTypes[2]
+	mi := &file_frostmint_mint_v1_mint_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -197,7 +326,7 @@ func (x *GetStatusRequest) String() string {
 func (*GetStatusRequest) ProtoMessage() {}
 
 func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_frostmint_mint_v1_mint_proto_msgTypes[2]
+	mi := &file_frostmint_mint_v1_mint_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -210,7 +339,7 @@ func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetStatusRequest) Descriptor() ([]byte, []int) {
-	return file_frostmint_mint_v1_mint_proto_rawDescGZIP(), []int{2}
+	return file_frostmint_mint_v1_mint_proto_rawDescGZIP(), []int{3}
 }
 
 // GetStatusResponse describes the keys and the signer quorum.
@@ -224,6 +353,8 @@ type GetStatusResponse struct {
 	KeyId string `protobuf:"bytes,3,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
 	// Signatures need this many signers.
 	Threshold uint32 `protobuf:"varint,4,opt,name=threshold,proto3" json:"threshold,omitempty"`
+	// The hash of the coordinator's policy bundle.
+	PolicyHash string `protobuf:"bytes,6,opt,name=policy_hash,json=policyHash,proto3" json:"policy_hash,omitempty"`
 	// The configured signers.
 	Signers       []*SignerStatus `protobuf:"bytes,5,rep,name=signers,proto3" json:"signers,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -232,7 +363,7 @@ type GetStatusResponse struct {
 
 func (x *GetStatusResponse) Reset() {
 	*x = GetStatusResponse{}
-	mi := &file_frostmint_mint_v1_mint_proto_msgTypes[3]
+	mi := &file_frostmint_mint_v1_mint_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -244,7 +375,7 @@ func (x *GetStatusResponse) String() string {
 func (*GetStatusResponse) ProtoMessage() {}
 
 func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_frostmint_mint_v1_mint_proto_msgTypes[3]
+	mi := &file_frostmint_mint_v1_mint_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -257,7 +388,7 @@ func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetStatusResponse) Descriptor() ([]byte, []int) {
-	return file_frostmint_mint_v1_mint_proto_rawDescGZIP(), []int{3}
+	return file_frostmint_mint_v1_mint_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *GetStatusResponse) GetIssuer() string {
@@ -288,6 +419,13 @@ func (x *GetStatusResponse) GetThreshold() uint32 {
 	return 0
 }
 
+func (x *GetStatusResponse) GetPolicyHash() string {
+	if x != nil {
+		return x.PolicyHash
+	}
+	return ""
+}
+
 func (x *GetStatusResponse) GetSigners() []*SignerStatus {
 	if x != nil {
 		return x.Signers
@@ -306,13 +444,15 @@ type SignerStatus struct {
 	Healthy bool `protobuf:"varint,3,opt,name=healthy,proto3" json:"healthy,omitempty"`
 	// Commitments held for this signer, ready for the next mints.
 	PooledCommitments uint32 `protobuf:"varint,4,opt,name=pooled_commitments,json=pooledCommitments,proto3" json:"pooled_commitments,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The hash of the signer's policy bundle, as last reported.
+	PolicyHash    string `protobuf:"bytes,5,opt,name=policy_hash,json=policyHash,proto3" json:"policy_hash,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SignerStatus) Reset() {
 	*x = SignerStatus{}
-	mi := &file_frostmint_mint_v1_mint_proto_msgTypes[4]
+	mi := &file_frostmint_mint_v1_mint_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -324,7 +464,7 @@ func (x *SignerStatus) String() string {
 func (*SignerStatus) ProtoMessage() {}
 
 func (x *SignerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_frostmint_mint_v1_mint_proto_msgTypes[4]
+	mi := &file_frostmint_mint_v1_mint_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -337,7 +477,7 @@ func (x *SignerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignerStatus.ProtoReflect.Descriptor instead.
 func (*SignerStatus) Descriptor() ([]byte, []int) {
-	return file_frostmint_mint_v1_mint_proto_rawDescGZIP(), []int{4}
+	return file_frostmint_mint_v1_mint_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *SignerStatus) GetId() uint32 {
@@ -368,15 +508,32 @@ func (x *SignerStatus) GetPooledCommitments() uint32 {
 	return 0
 }
 
+func (x *SignerStatus) GetPolicyHash() string {
+	if x != nil {
+		return x.PolicyHash
+	}
+	return ""
+}
+
 var File_frostmint_mint_v1_mint_proto protoreflect.FileDescriptor
 
 const file_frostmint_mint_v1_mint_proto_rawDesc = "" +
 	"\n" +
-	"\x1cfrostmint/mint/v1/mint.proto\x12\x11frostmint.mint.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"n\n" +
+	"\x1cfrostmint/mint/v1/mint.proto\x12\x11frostmint.mint.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb9\x02\n" +
 	"\vMintRequest\x12\x1a\n" +
 	"\baudience\x18\x01 \x01(\tR\baudience\x12\x16\n" +
 	"\x06scopes\x18\x02 \x03(\tR\x06scopes\x12+\n" +
-	"\x03ttl\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"\xb8\x01\n" +
+	"\x03ttl\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\x12\x14\n" +
+	"\x05nonce\x18\x04 \x01(\fR\x05nonce\x12=\n" +
+	"\frequested_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vrequestedAt\x12G\n" +
+	"\vcertificate\x18\x06 \x01(\v2#.frostmint.mint.v1.CertificateProofH\x00R\vcertificate\x12\x1f\n" +
+	"\n" +
+	"oidc_token\x18\a \x01(\tH\x00R\toidcTokenB\n" +
+	"\n" +
+	"\bevidence\"F\n" +
+	"\x10CertificateProof\x12\x14\n" +
+	"\x05chain\x18\x01 \x03(\fR\x05chain\x12\x1c\n" +
+	"\tsignature\x18\x02 \x01(\fR\tsignature\"\xb8\x01\n" +
 	"\fMintResponse\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x19\n" +
 	"\btoken_id\x18\x02 \x01(\tR\atokenId\x129\n" +
@@ -386,18 +543,22 @@ const file_frostmint_mint_v1_mint_proto_rawDesc = "" +
 	"signer_ids\x18\x04 \x03(\rR\tsignerIds\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x05 \x01(\tR\trequestId\"\x12\n" +
-	"\x10GetStatusRequest\"\xb8\x01\n" +
+	"\x10GetStatusRequest\"\xd9\x01\n" +
 	"\x11GetStatusResponse\x12\x16\n" +
 	"\x06issuer\x18\x01 \x01(\tR\x06issuer\x12\x1b\n" +
 	"\tjwks_json\x18\x02 \x01(\tR\bjwksJson\x12\x15\n" +
 	"\x06key_id\x18\x03 \x01(\tR\x05keyId\x12\x1c\n" +
-	"\tthreshold\x18\x04 \x01(\rR\tthreshold\x129\n" +
-	"\asigners\x18\x05 \x03(\v2\x1f.frostmint.mint.v1.SignerStatusR\asigners\"\x81\x01\n" +
+	"\tthreshold\x18\x04 \x01(\rR\tthreshold\x12\x1f\n" +
+	"\vpolicy_hash\x18\x06 \x01(\tR\n" +
+	"policyHash\x129\n" +
+	"\asigners\x18\x05 \x03(\v2\x1f.frostmint.mint.v1.SignerStatusR\asigners\"\xa2\x01\n" +
 	"\fSignerStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\rR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x18\n" +
 	"\ahealthy\x18\x03 \x01(\bR\ahealthy\x12-\n" +
-	"\x12pooled_commitments\x18\x04 \x01(\rR\x11pooledCommitments2\xae\x01\n" +
+	"\x12pooled_commitments\x18\x04 \x01(\rR\x11pooledCommitments\x12\x1f\n" +
+	"\vpolicy_hash\x18\x05 \x01(\tR\n" +
+	"policyHash2\xae\x01\n" +
 	"\vMintService\x12G\n" +
 	"\x04Mint\x12\x1e.frostmint.mint.v1.MintRequest\x1a\x1f.frostmint.mint.v1.MintResponse\x12V\n" +
 	"\tGetStatus\x12#.frostmint.mint.v1.GetStatusRequest\x1a$.frostmint.mint.v1.GetStatusResponseB?Z=github.com/frostmint/frostmint/proto/frostmint/mint/v1;mintv1b\x06proto3"
@@ -414,29 +575,32 @@ func file_frostmint_mint_v1_mint_proto_rawDescGZIP() []byte {
 	return file_frostmint_mint_v1_mint_proto_rawDescData
 }
 
-var file_frostmint_mint_v1_mint_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_frostmint_mint_v1_mint_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_frostmint_mint_v1_mint_proto_goTypes = []any{
 	(*MintRequest)(nil),           // 0: frostmint.mint.v1.MintRequest
-	(*MintResponse)(nil),          // 1: frostmint.mint.v1.MintResponse
-	(*GetStatusRequest)(nil),      // 2: frostmint.mint.v1.GetStatusRequest
-	(*GetStatusResponse)(nil),     // 3: frostmint.mint.v1.GetStatusResponse
-	(*SignerStatus)(nil),          // 4: frostmint.mint.v1.SignerStatus
-	(*durationpb.Duration)(nil),   // 5: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
+	(*CertificateProof)(nil),      // 1: frostmint.mint.v1.CertificateProof
+	(*MintResponse)(nil),          // 2: frostmint.mint.v1.MintResponse
+	(*GetStatusRequest)(nil),      // 3: frostmint.mint.v1.GetStatusRequest
+	(*GetStatusResponse)(nil),     // 4: frostmint.mint.v1.GetStatusResponse
+	(*SignerStatus)(nil),          // 5: frostmint.mint.v1.SignerStatus
+	(*durationpb.Duration)(nil),   // 6: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
 }
 var file_frostmint_mint_v1_mint_proto_depIdxs = []int32{
-	5, // 0: frostmint.mint.v1.MintRequest.ttl:type_name -> google.protobuf.Duration
-	6, // 1: frostmint.mint.v1.MintResponse.expires_at:type_name -> google.protobuf.Timestamp
-	4, // 2: frostmint.mint.v1.GetStatusResponse.signers:type_name -> frostmint.mint.v1.SignerStatus
-	0, // 3: frostmint.mint.v1.MintService.Mint:input_type -> frostmint.mint.v1.MintRequest
-	2, // 4: frostmint.mint.v1.MintService.GetStatus:input_type -> frostmint.mint.v1.GetStatusRequest
-	1, // 5: frostmint.mint.v1.MintService.Mint:output_type -> frostmint.mint.v1.MintResponse
-	3, // 6: frostmint.mint.v1.MintService.GetStatus:output_type -> frostmint.mint.v1.GetStatusResponse
-	5, // [5:7] is the sub-list for method output_type
-	3, // [3:5] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	6, // 0: frostmint.mint.v1.MintRequest.ttl:type_name -> google.protobuf.Duration
+	7, // 1: frostmint.mint.v1.MintRequest.requested_at:type_name -> google.protobuf.Timestamp
+	1, // 2: frostmint.mint.v1.MintRequest.certificate:type_name -> frostmint.mint.v1.CertificateProof
+	7, // 3: frostmint.mint.v1.MintResponse.expires_at:type_name -> google.protobuf.Timestamp
+	5, // 4: frostmint.mint.v1.GetStatusResponse.signers:type_name -> frostmint.mint.v1.SignerStatus
+	0, // 5: frostmint.mint.v1.MintService.Mint:input_type -> frostmint.mint.v1.MintRequest
+	3, // 6: frostmint.mint.v1.MintService.GetStatus:input_type -> frostmint.mint.v1.GetStatusRequest
+	2, // 7: frostmint.mint.v1.MintService.Mint:output_type -> frostmint.mint.v1.MintResponse
+	4, // 8: frostmint.mint.v1.MintService.GetStatus:output_type -> frostmint.mint.v1.GetStatusResponse
+	7, // [7:9] is the sub-list for method output_type
+	5, // [5:7] is the sub-list for method input_type
+	5, // [5:5] is the sub-list for extension type_name
+	5, // [5:5] is the sub-list for extension extendee
+	0, // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_frostmint_mint_v1_mint_proto_init() }
@@ -444,13 +608,17 @@ func file_frostmint_mint_v1_mint_proto_init() {
 	if File_frostmint_mint_v1_mint_proto != nil {
 		return
 	}
+	file_frostmint_mint_v1_mint_proto_msgTypes[0].OneofWrappers = []any{
+		(*MintRequest_Certificate)(nil),
+		(*MintRequest_OidcToken)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_frostmint_mint_v1_mint_proto_rawDesc), len(file_frostmint_mint_v1_mint_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

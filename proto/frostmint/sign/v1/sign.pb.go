@@ -14,6 +14,7 @@
 package signv1
 
 import (
+	v1 "github.com/frostmint/frostmint/proto/frostmint/mint/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
@@ -79,7 +80,9 @@ type InfoResponse struct {
 	MaxSigners uint32 `protobuf:"varint,5,opt,name=max_signers,json=maxSigners,proto3" json:"max_signers,omitempty"`
 	// Random per-process id: changes on every restart, when all previously
 	// issued commitments become invalid.
-	BootId        string `protobuf:"bytes,6,opt,name=boot_id,json=bootId,proto3" json:"boot_id,omitempty"`
+	BootId string `protobuf:"bytes,6,opt,name=boot_id,json=bootId,proto3" json:"boot_id,omitempty"`
+	// The hash of the signer's policy bundle.
+	PolicyHash    string `protobuf:"bytes,7,opt,name=policy_hash,json=policyHash,proto3" json:"policy_hash,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -152,6 +155,13 @@ func (x *InfoResponse) GetMaxSigners() uint32 {
 func (x *InfoResponse) GetBootId() string {
 	if x != nil {
 		return x.BootId
+	}
+	return ""
+}
+
+func (x *InfoResponse) GetPolicyHash() string {
+	if x != nil {
+		return x.PolicyHash
 	}
 	return ""
 }
@@ -273,7 +283,14 @@ type SignRequest struct {
 	// session (frost.CommitmentList.Encode()).
 	CommitmentList []byte `protobuf:"bytes,2,opt,name=commitment_list,json=commitmentList,proto3" json:"commitment_list,omitempty"`
 	// The coordinator's request id, for correlated logs.
-	RequestId     string `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	RequestId string `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The caller's request with its evidence, exactly as the caller sent it.
+	// The signer verifies the evidence itself and derives the token's sub and
+	// client_id from it, never from the coordinator.
+	CallerRequest *v1.MintRequest `protobuf:"bytes,4,opt,name=caller_request,json=callerRequest,proto3" json:"caller_request,omitempty"`
+	// The hash of the coordinator's policy bundle; a signer with another
+	// policy refuses (FAILED_PRECONDITION) and says so.
+	PolicyHash    string `protobuf:"bytes,5,opt,name=policy_hash,json=policyHash,proto3" json:"policy_hash,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -325,6 +342,20 @@ func (x *SignRequest) GetCommitmentList() []byte {
 func (x *SignRequest) GetRequestId() string {
 	if x != nil {
 		return x.RequestId
+	}
+	return ""
+}
+
+func (x *SignRequest) GetCallerRequest() *v1.MintRequest {
+	if x != nil {
+		return x.CallerRequest
+	}
+	return nil
+}
+
+func (x *SignRequest) GetPolicyHash() string {
+	if x != nil {
+		return x.PolicyHash
 	}
 	return ""
 }
@@ -386,8 +417,8 @@ var File_frostmint_sign_v1_sign_proto protoreflect.FileDescriptor
 
 const file_frostmint_sign_v1_sign_proto_rawDesc = "" +
 	"\n" +
-	"\x1cfrostmint/sign/v1/sign.proto\x12\x11frostmint.sign.v1\"\r\n" +
-	"\vInfoRequest\"\xd7\x01\n" +
+	"\x1cfrostmint/sign/v1/sign.proto\x12\x11frostmint.sign.v1\x1a\x1cfrostmint/mint/v1/mint.proto\"\r\n" +
+	"\vInfoRequest\"\xf8\x01\n" +
 	"\fInfoResponse\x12\x1b\n" +
 	"\tsigner_id\x18\x01 \x01(\rR\bsignerId\x12(\n" +
 	"\x10public_key_share\x18\x02 \x01(\fR\x0epublicKeyShare\x12(\n" +
@@ -395,18 +426,23 @@ const file_frostmint_sign_v1_sign_proto_rawDesc = "" +
 	"\tthreshold\x18\x04 \x01(\rR\tthreshold\x12\x1f\n" +
 	"\vmax_signers\x18\x05 \x01(\rR\n" +
 	"maxSigners\x12\x17\n" +
-	"\aboot_id\x18\x06 \x01(\tR\x06bootId\"%\n" +
+	"\aboot_id\x18\x06 \x01(\tR\x06bootId\x12\x1f\n" +
+	"\vpolicy_hash\x18\a \x01(\tR\n" +
+	"policyHash\"%\n" +
 	"\rCommitRequest\x12\x14\n" +
 	"\x05count\x18\x01 \x01(\rR\x05count\"h\n" +
 	"\x0eCommitResponse\x12\x1b\n" +
 	"\tsigner_id\x18\x01 \x01(\rR\bsignerId\x12\x17\n" +
 	"\aboot_id\x18\x02 \x01(\tR\x06bootId\x12 \n" +
-	"\vcommitments\x18\x03 \x03(\fR\vcommitments\"o\n" +
+	"\vcommitments\x18\x03 \x03(\fR\vcommitments\"\xd7\x01\n" +
 	"\vSignRequest\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\fR\amessage\x12'\n" +
 	"\x0fcommitment_list\x18\x02 \x01(\fR\x0ecommitmentList\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x03 \x01(\tR\trequestId\"T\n" +
+	"request_id\x18\x03 \x01(\tR\trequestId\x12E\n" +
+	"\x0ecaller_request\x18\x04 \x01(\v2\x1e.frostmint.mint.v1.MintRequestR\rcallerRequest\x12\x1f\n" +
+	"\vpolicy_hash\x18\x05 \x01(\tR\n" +
+	"policyHash\"T\n" +
 	"\fSignResponse\x12\x1b\n" +
 	"\tsigner_id\x18\x01 \x01(\rR\bsignerId\x12'\n" +
 	"\x0fsignature_share\x18\x02 \x01(\fR\x0esignatureShare2\xf0\x01\n" +
@@ -435,19 +471,21 @@ var file_frostmint_sign_v1_sign_proto_goTypes = []any{
 	(*CommitResponse)(nil), // 3: frostmint.sign.v1.CommitResponse
 	(*SignRequest)(nil),    // 4: frostmint.sign.v1.SignRequest
 	(*SignResponse)(nil),   // 5: frostmint.sign.v1.SignResponse
+	(*v1.MintRequest)(nil), // 6: frostmint.mint.v1.MintRequest
 }
 var file_frostmint_sign_v1_sign_proto_depIdxs = []int32{
-	0, // 0: frostmint.sign.v1.SignerService.Info:input_type -> frostmint.sign.v1.InfoRequest
-	2, // 1: frostmint.sign.v1.SignerService.Commit:input_type -> frostmint.sign.v1.CommitRequest
-	4, // 2: frostmint.sign.v1.SignerService.Sign:input_type -> frostmint.sign.v1.SignRequest
-	1, // 3: frostmint.sign.v1.SignerService.Info:output_type -> frostmint.sign.v1.InfoResponse
-	3, // 4: frostmint.sign.v1.SignerService.Commit:output_type -> frostmint.sign.v1.CommitResponse
-	5, // 5: frostmint.sign.v1.SignerService.Sign:output_type -> frostmint.sign.v1.SignResponse
-	3, // [3:6] is the sub-list for method output_type
-	0, // [0:3] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	6, // 0: frostmint.sign.v1.SignRequest.caller_request:type_name -> frostmint.mint.v1.MintRequest
+	0, // 1: frostmint.sign.v1.SignerService.Info:input_type -> frostmint.sign.v1.InfoRequest
+	2, // 2: frostmint.sign.v1.SignerService.Commit:input_type -> frostmint.sign.v1.CommitRequest
+	4, // 3: frostmint.sign.v1.SignerService.Sign:input_type -> frostmint.sign.v1.SignRequest
+	1, // 4: frostmint.sign.v1.SignerService.Info:output_type -> frostmint.sign.v1.InfoResponse
+	3, // 5: frostmint.sign.v1.SignerService.Commit:output_type -> frostmint.sign.v1.CommitResponse
+	5, // 6: frostmint.sign.v1.SignerService.Sign:output_type -> frostmint.sign.v1.SignResponse
+	4, // [4:7] is the sub-list for method output_type
+	1, // [1:4] is the sub-list for method input_type
+	1, // [1:1] is the sub-list for extension type_name
+	1, // [1:1] is the sub-list for extension extendee
+	0, // [0:1] is the sub-list for field type_name
 }
 
 func init() { file_frostmint_sign_v1_sign_proto_init() }

@@ -48,8 +48,11 @@ type SignerServiceClient interface {
 	// Sign returns one signature share for one message and commitment list.
 	//
 	// Errors: INVALID_ARGUMENT when the message is not a token of our profile
-	// or the commitment list is malformed, PERMISSION_DENIED when the token
-	// breaks the signer's rules (for example a TTL above the hard cap),
+	// or the commitment list is malformed, UNAUTHENTICATED when the caller's
+	// evidence does not verify or was already used for another token,
+	// PERMISSION_DENIED when the token does not match the evidence or breaks
+	// the signer's rules or policy (for example a TTL above the hard cap),
+	// RESOURCE_EXHAUSTED when the caller is over the signer's rate limit,
 	// FAILED_PRECONDITION when the signer does not hold (or no longer holds)
 	// the nonce for its commitment: the coordinator must drop that commitment.
 	Sign(ctx context.Context, in *SignRequest, opts ...grpc.CallOption) (*SignResponse, error)
@@ -110,8 +113,11 @@ type SignerServiceServer interface {
 	// Sign returns one signature share for one message and commitment list.
 	//
 	// Errors: INVALID_ARGUMENT when the message is not a token of our profile
-	// or the commitment list is malformed, PERMISSION_DENIED when the token
-	// breaks the signer's rules (for example a TTL above the hard cap),
+	// or the commitment list is malformed, UNAUTHENTICATED when the caller's
+	// evidence does not verify or was already used for another token,
+	// PERMISSION_DENIED when the token does not match the evidence or breaks
+	// the signer's rules or policy (for example a TTL above the hard cap),
+	// RESOURCE_EXHAUSTED when the caller is over the signer's rate limit,
 	// FAILED_PRECONDITION when the signer does not hold (or no longer holds)
 	// the nonce for its commitment: the coordinator must drop that commitment.
 	Sign(context.Context, *SignRequest) (*SignResponse, error)
