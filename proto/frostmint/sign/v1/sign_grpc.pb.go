@@ -53,8 +53,11 @@ type SignerServiceClient interface {
 	// PERMISSION_DENIED when the token does not match the evidence or breaks
 	// the signer's rules or policy (for example a TTL above the hard cap),
 	// RESOURCE_EXHAUSTED when the caller is over the signer's rate limit,
-	// FAILED_PRECONDITION when the signer does not hold (or no longer holds)
-	// the nonce for its commitment: the coordinator must drop that commitment.
+	// FAILED_PRECONDITION when the signer's policy bundle differs from the
+	// coordinator's, ABORTED when the signer does not hold (or no longer
+	// holds) the nonce for its commitment: the coordinator must drop that
+	// signer's commitments and retry, UNAVAILABLE when the signer cannot write
+	// its audit record.
 	Sign(ctx context.Context, in *SignRequest, opts ...grpc.CallOption) (*SignResponse, error)
 }
 
@@ -118,8 +121,11 @@ type SignerServiceServer interface {
 	// PERMISSION_DENIED when the token does not match the evidence or breaks
 	// the signer's rules or policy (for example a TTL above the hard cap),
 	// RESOURCE_EXHAUSTED when the caller is over the signer's rate limit,
-	// FAILED_PRECONDITION when the signer does not hold (or no longer holds)
-	// the nonce for its commitment: the coordinator must drop that commitment.
+	// FAILED_PRECONDITION when the signer's policy bundle differs from the
+	// coordinator's, ABORTED when the signer does not hold (or no longer
+	// holds) the nonce for its commitment: the coordinator must drop that
+	// signer's commitments and retry, UNAVAILABLE when the signer cannot write
+	// its audit record.
 	Sign(context.Context, *SignRequest) (*SignResponse, error)
 	mustEmbedUnimplementedSignerServiceServer()
 }
