@@ -176,3 +176,76 @@ func FuzzEvaluateDefault(f *testing.F) {
 		}
 	})
 }
+
+// FuzzEvaluateOIDC checks the default policy's OIDC rules for arbitrary
+// tokens: only the shipped example identities (GitHub frostmint/demo on
+// refs/heads/main, Kubernetes payments/api) are ever allowed, only with
+// their scopes, and only when the subject is "<issuer>:<sub claim>".
+func FuzzEvaluateOIDC(f *testing.F) {
+	e := newEngine(f)
+	f.Add("github", "github:repo:frostmint/demo:ref:refs/heads/main", "repo:frostmint/demo:ref:refs/heads/main", "frostmint/demo", "refs/heads/main", "", "read deploy:staging")
+	f.Add("github", "github:x", "x", "frostmint/demo", "refs/heads/main", "prod", "read")
+	f.Add("github", "github:x", "x", "frostmint/demo", "refs/heads/main*", "", "deploy:staging2")
+	f.Add("k8s", "k8s:system:serviceaccount:payments:api", "system:serviceaccount:payments:api", "payments", "api", "", "payments:read payments:write")
+	f.Add("k8s", "k8s:system:serviceaccount:payments:api", "system:serviceaccount:payments:api", "payments", "*", "", "payments:read")
+	f.Add("k8s", "k8s:system:serviceaccount:payments/api:", "system:serviceaccount:payments/api:", "payments/api", "", "", "payments:read")
+	f.Add("gitlab", "gitlab:x", "x", "frostmint/demo", "refs/heads/main", "", "read")
+
+	f.Fuzz(func(t *testing.T, issuer, subject, sub, a, b, env, scopeList string) {
+		claims := map[string]any{"sub": sub}
+		switch issuer {
+		case "github":
+			claims["repository"], claims["ref"] = a, b
+			if env != "" {
+				claims["environment"] = env
+			}
+		case "k8s":
+			claims["kubernetes.io"] = map[string]any{"namespace": a, "serviceaccount": map[string]any{"name": b}}
+		}
+		var scopes []string
+		if scopeList != "" {
+			scopes = strings.Split(scopeList, " ")
+		}
+		in := oidcInput(issuer, claims, scopes...)
+		in.Caller.Subject = subject
+		d, err := e.Evaluate(context.Background(), in)
+		if err != nil {
+			t.Fatalf("Evaluate(%+v): %v", in.Caller, err)
+		}
+		if !d.Allow {
+			if len(d.Reasons) == 0 {
+				t.Fatal("denied without reasons")
+			}
+			return
+		}
+		if subject != issuer+":"+sub {
+			t.Fatalf("allowed subject %q for sub %q of %q", subject, sub, issuer)
+		}
+		var allowed []string
+		switch issuer {
+		case "github":
+			if a != "frostmint/demo" || b != "refs/heads/main" {
+				t.Fatalf("allowed GitHub repository %q ref %q", a, b)
+			}
+			allowed = []string{"read", "deploy:staging"}
+		case "k8s":
+			if a != "payments" || b != "api" || sub != "system:serviceaccount:payments:api" {
+				t.Fatalf("allowed service account %q/%q with sub %q", a, b, sub)
+			}
+			allowed = []string{"payments:read", "payments:write"}
+		default:
+			t.Fatalf("allowed issuer %q", issuer)
+		}
+		if len(scopes) == 0 {
+			t.Fatal("allowed no scopes")
+		}
+		for _, s := range scopes {
+			if !slices.Contains(allowed, s) {
+				t.Fatalf("allowed scope %q for %s", s, issuer)
+			}
+		}
+		if d.MaxTTL <= 0 || d.MaxTTL > 15*time.Minute || d.RequiresApproval {
+			t.Fatalf("allowed with MaxTTL %v, approval %v", d.MaxTTL, d.RequiresApproval)
+		}
+	})
+}

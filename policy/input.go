@@ -14,7 +14,7 @@ import (
 // value renders in as the Rego input document:
 //
 //	{
-//	  "caller":    {"subject", "client_id", "kind", "claims" (if any)},
+//	  "caller":    {"subject", "client_id", "kind", "issuer" (if set), "claims" (if any)},
 //	  "request":   {"audience", "scopes" (always an array), "ttl_seconds"},
 //	  "time":      RFC 3339 in UTC with nanoseconds,
 //	  "time_unix": Unix seconds,
@@ -29,6 +29,9 @@ func (in Input) value() (ast.Value, error) {
 		ast.Item(ast.StringTerm("client_id"), ast.StringTerm(in.Caller.ClientID)),
 		ast.Item(ast.StringTerm("kind"), ast.StringTerm(in.Caller.Kind)),
 	)
+	if in.Caller.Issuer != "" {
+		caller.Insert(ast.StringTerm("issuer"), ast.StringTerm(in.Caller.Issuer))
+	}
 	if len(in.Caller.Claims) > 0 {
 		claims, err := ast.InterfaceToValue(in.Caller.Claims)
 		if err != nil {

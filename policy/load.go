@@ -40,11 +40,20 @@ func isTestModule(p string) bool { return strings.HasSuffix(p, "_test.rego") }
 
 // loadFS loads every .rego file and every data.json in fsys. Test modules are
 // kept only if withTests is set. namePrefix is prepended to rel to form
-// source.name.
+// source.name. Files and directories whose names start with "." are
+// skipped: version control and editor files, and the timestamped copies
+// Kubernetes keeps beside the files of a mounted ConfigMap (..data), which
+// would otherwise be loaded twice.
 func loadFS(fsys fs.FS, namePrefix string, withTests bool, into *sources) error {
 	return fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
+		}
+		if p != "." && strings.HasPrefix(d.Name(), ".") {
+			if d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
 		}
 		if d.IsDir() {
 			return nil

@@ -54,10 +54,21 @@ type Input struct {
 
 // Caller is the authenticated identity asking to mint.
 type Caller struct {
-	Subject  string         `json:"subject"` // e.g. spiffe://dev.frostmint.local/ci/deployer
-	ClientID string         `json:"client_id"`
-	Kind     string         `json:"kind"` // "x509-svid" for now; later "oidc"
-	Claims   map[string]any `json:"claims,omitempty"`
+	// Subject is the caller's identity: a SPIFFE ID for "x509-svid"
+	// callers (spiffe://dev.frostmint.local/ci/deployer), "<issuer>:<sub
+	// claim>" for "oidc" callers (github:repo:octo/app:ref:refs/heads/main).
+	Subject  string `json:"subject"`
+	ClientID string `json:"client_id"`
+	// Kind is how the caller authenticated: "x509-svid" (mTLS client
+	// certificate) or "oidc" (an ID token).
+	Kind string `json:"kind"`
+	// Issuer names the trusted OIDC issuer that vouched for an "oidc"
+	// caller, by its short configured name ("github", "k8s"). Empty for
+	// certificate callers, and then absent from the input.
+	Issuer string `json:"issuer,omitempty"`
+	// Claims are extra facts about the caller: for "oidc" callers every
+	// claim of the verified ID token.
+	Claims map[string]any `json:"claims,omitempty"`
 }
 
 // Request is what the caller asks for.
@@ -81,6 +92,7 @@ type Option func(*options)
 type options struct {
 	paths    []string
 	useFiles bool
+	bundles  []bundleOption
 	now      func() time.Time
 }
 
@@ -88,7 +100,8 @@ type options struct {
 // path is a .rego module, a .json data document (mounted at the root of
 // data), or a directory that is walked for .rego modules and data.json
 // documents (a data.json in subdirectory a/b is mounted at data.a.b, as in
-// an OPA bundle). Files named *_test.rego are ignored for evaluation. Use
+// an OPA bundle; files and directories whose names start with "." are
+// skipped). Files named *_test.rego are ignored for evaluation. Use
 // several WithFiles, or several paths, to combine e.g. the default
 // mint.rego with a site-specific data.json.
 func WithFiles(paths ...string) Option {
@@ -113,24 +126,26 @@ type Engine struct {
 }
 
 // New loads and compiles the policy (the embedded default bundle unless
-// WithFiles is given), prepares the decision query and checks the policy
-// against sample inputs. Errors wrap ErrLoad, ErrCompile or ErrEvaluation.
+// WithFiles or WithBundle is given), prepares the decision query and checks
+// the policy against sample inputs. Errors wrap ErrLoad, ErrCompile,
+// ErrEvaluation or (WithBundle) ErrSignature.
 func New(ctx context.Context, opts ...Option) (*Engine, error) {
-	o := options{now: time.Now}
-	for _, opt := range opts {
-		opt(&o)
-	}
-	if o.now == nil {
-		return nil, fmt.Errorf("%w: WithClock(nil)", ErrLoad)
+	o, err := newOptions(opts)
+	if err != nil {
+		return nil, err
 	}
 
 	var src *sources
-	if o.useFiles {
-		var err error
+	switch {
+	case len(o.bundles) == 1:
+		if src, err = loadBundle(o.bundles[0].dir, o.bundles[0].verify); err != nil {
+			return nil, err
+		}
+	case o.useFiles:
 		if src, err = loadPaths(o.paths); err != nil {
 			return nil, err
 		}
-	} else {
+	default:
 		src = &sources{}
 		if err := loadFS(DefaultBundle(), "bundle", false, src); err != nil {
 			return nil, fmt.Errorf("%w: embedded bundle: %w", ErrLoad, err)
@@ -157,11 +172,32 @@ func New(ctx context.Context, opts ...Option) (*Engine, error) {
 	}
 
 	e := &Engine{query: query, hash: src.hash(), now: o.now}
-	if err := e.selfCheck(ctx, !o.useFiles); err != nil {
+	if err := e.selfCheck(ctx, o.embedded()); err != nil {
 		return nil, err
 	}
 	return e, nil
 }
+
+// newOptions applies opts and checks the combination.
+func newOptions(opts []Option) (*options, error) {
+	o := &options{now: time.Now}
+	for _, opt := range opts {
+		opt(o)
+	}
+	if o.now == nil {
+		return nil, fmt.Errorf("%w: WithClock(nil)", ErrLoad)
+	}
+	if len(o.bundles) > 1 {
+		return nil, fmt.Errorf("%w: more than one WithBundle", ErrLoad)
+	}
+	if len(o.bundles) > 0 && o.useFiles {
+		return nil, fmt.Errorf("%w: WithBundle and WithFiles cannot be combined", ErrLoad)
+	}
+	return o, nil
+}
+
+// embedded reports whether the embedded default bundle is used.
+func (o *options) embedded() bool { return !o.useFiles && len(o.bundles) == 0 }
 
 // capabilities are this OPA version's, less the non-deterministic built-ins
 // (http.send, rand.intn, uuid.rfc4122, opa.runtime, net.lookup_ip_addr,
@@ -230,8 +266,10 @@ func (e *Engine) selfCheck(ctx context.Context, isDefault bool) error {
 
 // Hash identifies the loaded policy: the hex SHA-256 over the evaluated
 // module sources and data documents, sorted by their path relative to the
-// directory they were loaded from (test modules excluded). The embedded
-// bundle and WithFiles on a copy of its directory hash the same.
+// directory they were loaded from (test modules excluded; .manifest and
+// .signatures.json are not policy content). The embedded bundle, WithFiles
+// on a copy of its directory and WithBundle on a signed copy all hash the
+// same.
 func (e *Engine) Hash() string { return e.hash }
 
 // Evaluate decides one request. Any failure to produce a well-formed

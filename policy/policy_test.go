@@ -33,6 +33,58 @@ func mintInput(subject, audience string, ttl time.Duration, scopes ...string) In
 	}
 }
 
+// githubClaims are the claims of a GitHub Actions ID token of a push to main
+// of frostmint/demo, the repository the default bundle allows.
+func githubClaims() map[string]any {
+	return map[string]any{
+		"sub":              "repo:frostmint/demo:ref:refs/heads/main",
+		"repository":       "frostmint/demo",
+		"repository_owner": "frostmint",
+		"ref":              "refs/heads/main",
+		"workflow":         "deploy",
+		"event_name":       "push",
+		"job_workflow_ref": "frostmint/demo/.github/workflows/deploy.yml@refs/heads/main",
+	}
+}
+
+// oidcInput is a request by an OIDC caller, named "<issuer>:<sub claim>"
+// as the authenticator names it.
+func oidcInput(issuer string, claims map[string]any, scopes ...string) Input {
+	sub, _ := claims["sub"].(string)
+	return Input{
+		Caller: Caller{
+			Subject:  issuer + ":" + sub,
+			ClientID: "test-client",
+			Kind:     "oidc",
+			Issuer:   issuer,
+			Claims:   claims,
+		},
+		Request: Request{Audience: apiAud, Scopes: scopes},
+		Time:    testTime(),
+	}
+}
+
+// githubInput is a GitHub Actions request with githubClaims changed by
+// patch.
+func githubInput(patch map[string]any, scopes ...string) Input {
+	claims := githubClaims()
+	for k, v := range patch {
+		claims[k] = v
+	}
+	return oidcInput("github", claims, scopes...)
+}
+
+// k8sInput is a request by a Kubernetes service account.
+func k8sInput(namespace, name string, scopes ...string) Input {
+	return oidcInput("k8s", map[string]any{
+		"sub": "system:serviceaccount:" + namespace + ":" + name,
+		"kubernetes.io": map[string]any{
+			"namespace":      namespace,
+			"serviceaccount": map[string]any{"name": name, "uid": "0b3c1f2e-6a4d-4c59-9a57-0d8f7e6b5a43"},
+		},
+	}, scopes...)
+}
+
 func newEngine(t testing.TB, opts ...Option) *Engine {
 	t.Helper()
 	e, err := New(context.Background(), opts...)
@@ -180,14 +232,67 @@ func TestEvaluateDefault(t *testing.T) {
 			want: Decision{
 				Allow:            true,
 				Reasons:          []string{`scope "deploy:prod/payments" requires approval`},
-				MaxTTL:           900 * time.Second,
+				MaxTTL:           600 * time.Second,
 				RequiresApproval: true,
 			},
 		},
 		{
 			name: "staging deploy needs none",
 			in:   mintInput(deployer, "deploy-api", time.Minute, "deploy:staging"),
+			want: Decision{Allow: true, Reasons: []string{}, MaxTTL: 600 * time.Second},
+		},
+		{
+			name: "github actions demo repository",
+			in:   githubInput(nil, "read", "deploy:staging"),
+			want: Decision{Allow: true, Reasons: []string{}, MaxTTL: 600 * time.Second},
+		},
+		{
+			name: "github repository not allowed",
+			in:   githubInput(map[string]any{"repository": "octo/app", "sub": "repo:octo/app:ref:refs/heads/main"}, "read"),
+			want: Decision{Reasons: []string{"repository octo/app is not allowed"}, MaxTTL: 900 * time.Second},
+		},
+		{
+			name: "github ref not allowed",
+			in:   githubInput(map[string]any{"ref": "refs/heads/feature", "sub": "repo:frostmint/demo:ref:refs/heads/feature"}, "read"),
+			want: Decision{Reasons: []string{"ref refs/heads/feature is not allowed for frostmint/demo"}, MaxTTL: 900 * time.Second},
+		},
+		{
+			name: "github scope not allowed",
+			in:   githubInput(nil, "deploy:prod"),
+			want: Decision{
+				Reasons:          []string{`caller github:repo:frostmint/demo:ref:refs/heads/main may not request scope "deploy:prod"`},
+				MaxTTL:           600 * time.Second,
+				RequiresApproval: true,
+			},
+		},
+		{
+			name: "kubernetes service account",
+			in:   k8sInput("payments", "api", "payments:read", "payments:write"),
 			want: Decision{Allow: true, Reasons: []string{}, MaxTTL: 900 * time.Second},
+		},
+		{
+			name: "kubernetes other namespace",
+			in:   k8sInput("default", "api", "payments:read"),
+			want: Decision{Reasons: []string{"service account default/api is not allowed"}, MaxTTL: 900 * time.Second},
+		},
+		{
+			name: "unknown issuer",
+			in: func() Input {
+				in := githubInput(nil, "read")
+				in.Caller.Issuer = "gitlab"
+				in.Caller.Subject = "gitlab:" + in.Caller.Subject[len("github:"):]
+				return in
+			}(),
+			want: Decision{Reasons: []string{`OIDC issuer "gitlab" is not supported`}, MaxTTL: 900 * time.Second},
+		},
+		{
+			name: "unknown caller kind",
+			in: func() Input {
+				in := mintInput(devCLI, apiAud, 0, "read")
+				in.Caller.Kind = "jwt-svid"
+				return in
+			}(),
+			want: Decision{Reasons: []string{`caller kind "jwt-svid" is not supported`}, MaxTTL: 900 * time.Second},
 		},
 		{
 			name: "ttl above limit is noted",
@@ -530,7 +635,8 @@ func TestInputRendering(t *testing.T) {
 				Caller: Caller{
 					Subject:  devCLI,
 					ClientID: "cli",
-					Kind:     "x509-svid",
+					Kind:     "oidc",
+					Issuer:   "github",
 					Claims:   map[string]any{"groups": []string{"a", "b"}, "n": 1},
 				},
 				Request:  Request{Audience: apiAud, Scopes: []string{"read", "write"}, TTL: 1500 * time.Millisecond},
@@ -538,8 +644,8 @@ func TestInputRendering(t *testing.T) {
 				SignerID: 3,
 			},
 			want: `{
-				"caller": {"subject": "spiffe://dev.frostmint.local/dev/cli", "client_id": "cli", "kind": "x509-svid",
-				           "claims": {"groups": ["a", "b"], "n": 1}},
+				"caller": {"subject": "spiffe://dev.frostmint.local/dev/cli", "client_id": "cli", "kind": "oidc",
+				           "issuer": "github", "claims": {"groups": ["a", "b"], "n": 1}},
 				"request": {"audience": "https://api.example.com", "scopes": ["read", "write"], "ttl_seconds": 1.5},
 				"time": "2026-03-04T05:06:07.00000089Z",
 				"time_unix": 1772600767,
