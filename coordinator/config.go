@@ -11,6 +11,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/frostmint/frostmint/policy/limit"
 	"github.com/frostmint/frostmint/signer"
 	"github.com/frostmint/frostmint/verifier/mtls"
 	"github.com/frostmint/frostmint/verifier/token"
@@ -47,9 +48,10 @@ type Config struct {
 	Group string `json:"group"`
 	// Signers lists every signer.
 	Signers []Endpoint `json:"signers"`
-	// Policy lists Rego files or directories; empty means the embedded
-	// default policy.
-	Policy []string `json:"policy,omitempty"`
+	// Policy is where the policy comes from (files, or a signed bundle),
+	// hot-reloaded; every signer must load the same. Empty means the
+	// embedded default policy.
+	Policy signer.PolicySource `json:"policy"`
 	// DefaultTTL is the lifetime of a token when none is asked (5m).
 	DefaultTTL Duration `json:"default_ttl"`
 	// MaxTTL caps lifetimes; it may only lower the hard cap of 15m.
@@ -61,6 +63,15 @@ type Config struct {
 	CommitmentMaxAge Duration `json:"commitment_max_age"`
 	// SignTimeout bounds one signer's answer (2s).
 	SignTimeout Duration `json:"sign_timeout"`
+	// Callers says which caller evidence is trusted; the signers carry the
+	// same section and verify the evidence again.
+	Callers signer.Callers `json:"callers"`
+	// Limits are the per-identity and per-scope abuse limits.
+	Limits limit.Config `json:"limits"`
+	// AuditLog is the coordinator's append-only audit log.
+	AuditLog string `json:"audit_log"`
+	// MaxEvidence bounds the remembered evidence (default 1000000).
+	MaxEvidence int `json:"max_evidence"`
 }
 
 // Default returns a Config with every default filled in.
@@ -71,6 +82,11 @@ func Default() Config {
 		PoolSize:         32,
 		CommitmentMaxAge: Duration(4 * time.Minute),
 		SignTimeout:      Duration(2 * time.Second),
+		Limits: limit.Config{
+			PerIdentity: limit.Rate{PerSecond: 10, Burst: 20},
+			PerScope:    limit.Rate{PerSecond: 5, Burst: 10},
+		},
+		MaxEvidence: 1000000,
 	}
 }
 
@@ -119,6 +135,21 @@ func (c Config) Validate() error {
 	}
 	if c.SignTimeout <= 0 {
 		errs = append(errs, errors.New("sign_timeout must be positive"))
+	}
+	if err := c.Callers.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Limits.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Policy.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.AuditLog == "" {
+		errs = append(errs, errors.New("audit_log is required: a mint is never unaudited"))
+	}
+	if c.MaxEvidence <= 0 {
+		errs = append(errs, errors.New("max_evidence must be positive"))
 	}
 	return errors.Join(errs...)
 }

@@ -10,16 +10,22 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/frostmint/frostmint/coordinator"
 	"github.com/frostmint/frostmint/coordinator/coordinatortest"
 	"github.com/frostmint/frostmint/policy"
+	"github.com/frostmint/frostmint/policy/limit"
+	mintv1 "github.com/frostmint/frostmint/proto/frostmint/mint/v1"
 	signv1 "github.com/frostmint/frostmint/proto/frostmint/sign/v1"
 	"github.com/frostmint/frostmint/signer"
 	"github.com/frostmint/frostmint/verifier"
 	"github.com/frostmint/frostmint/verifier/jwks"
+	"github.com/frostmint/frostmint/verifier/mtls"
 	"github.com/frostmint/frostmint/verifier/token"
 )
 
@@ -65,7 +71,9 @@ func TestMintAndVerify(t *testing.T) {
 }
 
 func TestConcurrentMints(t *testing.T) {
-	c := coordinatortest.Start(t, coordinatortest.Options{N: 3, T: 2})
+	c := coordinatortest.Start(t, coordinatortest.Options{N: 3, T: 2, Config: func(cc *coordinator.Config) {
+		cc.Limits = limit.Config{} // this test is about concurrency, not limits
+	}})
 	v := verifierFor(t, c, "aud")
 	cl := c.Client(t)
 	var wg sync.WaitGroup
@@ -91,6 +99,7 @@ func TestConcurrentMints(t *testing.T) {
 func TestRequestErrors(t *testing.T) {
 	c := coordinatortest.Start(t, coordinatortest.Options{N: 3, T: 2})
 	cl := c.Client(t)
+	raw := rawClient(t, c)
 	for _, tc := range []struct {
 		name   string
 		aud    string
@@ -107,52 +116,115 @@ func TestRequestErrors(t *testing.T) {
 		{"scope not granted", "aud", []string{"admin:all"}, 0, codes.PermissionDenied},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := cl.Mint(ctx(t), tc.aud, tc.scopes, tc.ttl)
+			// Sent raw: the client library refuses such requests itself.
+			req := &mintv1.MintRequest{Audience: tc.aud, Scopes: tc.scopes}
+			if tc.ttl != 0 {
+				req.Ttl = durationpb.New(tc.ttl)
+			}
+			var err error
+			if tc.code == codes.InvalidArgument {
+				_, err = raw.Mint(ctx(t), req)
+			} else {
+				_, err = cl.Mint(ctx(t), tc.aud, tc.scopes, tc.ttl)
+			}
 			if status.Code(err) != tc.code {
 				t.Fatalf("got %v, want %s", err, tc.code)
 			}
 		})
 	}
+	t.Run("no evidence", func(t *testing.T) {
+		_, err := raw.Mint(ctx(t), &mintv1.MintRequest{Audience: "aud", Scopes: []string{"read"}})
+		if status.Code(err) != codes.Unauthenticated {
+			t.Fatalf("got %v, want Unauthenticated", err)
+		}
+	})
 }
 
-// policyFunc adapts a function to coordinator.Policy.
+// rawClient talks to the Mint API as the test caller without the client
+// library's own checks.
+func rawClient(t *testing.T, c *coordinatortest.Cluster) mintv1.MintServiceClient {
+	tc, err := mtls.ClientConfig(c.Caller)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(c.CoordAddr, grpc.WithTransportCredentials(credentials.NewTLS(tc)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return mintv1.NewMintServiceClient(conn)
+}
+
+func TestRateLimits(t *testing.T) {
+	c := coordinatortest.Start(t, coordinatortest.Options{N: 3, T: 2, Config: func(cc *coordinator.Config) {
+		cc.Limits = limit.Config{PerIdentity: limit.Rate{PerSecond: 0.01, Burst: 3}}
+	}})
+	cl := c.Client(t)
+	for i := 0; i < 3; i++ {
+		if _, err := cl.Mint(ctx(t), "aud", []string{"read"}, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := cl.Mint(ctx(t), "aud", []string{"read"}, 0); status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("over the limit: got %v, want ResourceExhausted", err)
+	}
+}
+
+// policyFunc adapts a function to coordinator.Policy and signer.Policy.
 type policyFunc func(context.Context, policy.Input) (policy.Decision, error)
 
 func (f policyFunc) Evaluate(ctx context.Context, in policy.Input) (policy.Decision, error) {
 	return f(ctx, in)
 }
 
+func (f policyFunc) Hash() string { return "test-policy" }
+
 func TestPolicyOutcomes(t *testing.T) {
+	var mu sync.Mutex
 	var dec policy.Decision
 	var perr error
 	var seen policy.Input
+	set := func(d policy.Decision, err error) {
+		mu.Lock()
+		dec, perr = d, err
+		mu.Unlock()
+	}
 	p := policyFunc(func(_ context.Context, in policy.Input) (policy.Decision, error) {
-		seen = in
+		mu.Lock()
+		defer mu.Unlock()
+		if in.SignerID == 0 {
+			seen = in
+		}
 		return dec, perr
 	})
-	c := coordinatortest.Start(t, coordinatortest.Options{N: 3, T: 2, CoordinatorOptions: []coordinator.Option{coordinator.WithPolicy(p)}})
+	c := coordinatortest.Start(t, coordinatortest.Options{N: 3, T: 2,
+		CoordinatorOptions: []coordinator.Option{coordinator.WithPolicy(p)},
+		SignerOptions:      []signer.Option{signer.WithPolicy(p)}})
 	cl := c.Client(t)
 
-	dec, perr = policy.Decision{Allow: false, Reasons: []string{"nope"}}, nil
+	set(policy.Decision{Allow: false, Reasons: []string{"nope"}}, nil)
 	_, err := cl.Mint(ctx(t), "aud", []string{"read"}, 0)
 	if status.Code(err) != codes.PermissionDenied || !strings.Contains(status.Convert(err).Message(), "nope") {
 		t.Fatalf("deny: %v", err)
 	}
-	if seen.Caller.Subject != coordinatortest.CallerID || seen.Request.Audience != "aud" || seen.Request.TTL != token.DefaultTTL {
-		t.Fatalf("policy input %+v", seen)
+	mu.Lock()
+	in := seen
+	mu.Unlock()
+	if in.Caller.Subject != coordinatortest.CallerID || in.Request.Audience != "aud" || in.Request.TTL != token.DefaultTTL || in.Caller.Kind != "x509-svid" {
+		t.Fatalf("policy input %+v", in)
 	}
 
-	dec, perr = policy.Decision{}, errors.New("boom")
+	set(policy.Decision{}, errors.New("boom"))
 	if _, err := cl.Mint(ctx(t), "aud", []string{"read"}, 0); status.Code(err) != codes.Internal {
 		t.Fatalf("policy error must refuse: %v", err)
 	}
 
-	dec, perr = policy.Decision{Allow: true, RequiresApproval: true}, nil
+	set(policy.Decision{Allow: true, RequiresApproval: true}, nil)
 	if _, err := cl.Mint(ctx(t), "aud", []string{"read"}, 0); status.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("approval without guardians must refuse: %v", err)
 	}
 
-	dec, perr = policy.Decision{Allow: true, MaxTTL: time.Minute}, nil
+	set(policy.Decision{Allow: true, MaxTTL: time.Minute}, nil)
 	resp, err := cl.Mint(ctx(t), "aud", []string{"read"}, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -177,17 +249,14 @@ type badShares struct {
 
 func (b *badShares) Sign(ctx context.Context, req *signv1.SignRequest) (*signv1.SignResponse, error) {
 	b.calls.Add(1)
-	// Sign a different (still valid) token: the share will not fit.
-	h, c, err := token.ParseSigningInput(req.GetMessage())
+	resp, err := b.Server.Sign(ctx, req)
 	if err != nil {
 		return nil, err
 	}
-	c.Scope = "forged"
-	msg, err := token.SigningInput(h, c)
-	if err != nil {
-		return nil, err
-	}
-	return b.Server.Sign(ctx, &signv1.SignRequest{Message: msg, CommitmentList: req.GetCommitmentList(), RequestId: req.GetRequestId()})
+	// A valid-looking but wrong share: change the low byte of the scalar
+	// (after the 1-byte group and 2-byte id), which stays canonical.
+	resp.SignatureShare[3] ^= 0x01
+	return resp, nil
 }
 
 func TestBadShareSignerIsLeftOut(t *testing.T) {

@@ -47,6 +47,7 @@ type pool struct {
 	// and answering Info does not end it.
 	badUntil time.Time
 	strikes  int
+	policy   string     // the signer's policy hash, from Info
 	refill   sync.Mutex // one refill at a time
 }
 
@@ -249,6 +250,13 @@ func (p *pool) checkBoot(ctx context.Context, timeout time.Duration) {
 		p.items = nil
 	}
 	p.bootID = info.GetBootId()
+	p.policy = info.GetPolicyHash()
 	p.mu.Unlock()
 	p.markOK()
+}
+
+func (p *pool) policyHash() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.policy
 }

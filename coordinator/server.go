@@ -20,12 +20,13 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/frostmint/frostmint/policy"
+	"github.com/frostmint/frostmint/policy/audit"
+	"github.com/frostmint/frostmint/policy/limit"
 	mintv1 "github.com/frostmint/frostmint/proto/frostmint/mint/v1"
-	signv1 "github.com/frostmint/frostmint/proto/frostmint/sign/v1"
 	"github.com/frostmint/frostmint/signer/frost"
+	"github.com/frostmint/frostmint/verifier/evidence"
 	"github.com/frostmint/frostmint/verifier/jwks"
 	"github.com/frostmint/frostmint/verifier/mtls"
 	"github.com/frostmint/frostmint/verifier/token"
@@ -36,6 +37,14 @@ type Policy interface {
 	// Evaluate returns the decision for in; it fails (and the mint is
 	// refused) when the policy cannot decide.
 	Evaluate(ctx context.Context, in policy.Input) (policy.Decision, error)
+	// Hash identifies the policy bundle; signers refuse another one.
+	Hash() string
+}
+
+// Auditor records decisions durably.
+type Auditor interface {
+	// Append writes r durably or fails; on failure the mint fails.
+	Append(r audit.Record) error
 }
 
 // Server is the coordinator.
@@ -50,6 +59,13 @@ type Server struct {
 	kid    string
 	jwks   []byte
 	pools  []*pool
+
+	evidence *evidence.Verifier
+	uses     evidence.UseStore
+	limits   *limit.Limiter
+	audit    Auditor
+	closers  []func() error
+	reloader *policy.Reloader
 }
 
 // Option adjusts a Server.
@@ -60,6 +76,9 @@ func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = n
 
 // WithPolicy replaces the policy engine.
 func WithPolicy(p Policy) Option { return func(s *Server) { s.policy = p } }
+
+// WithAuditor replaces the audit log of the config.
+func WithAuditor(a Auditor) Option { return func(s *Server) { s.audit = a } }
 
 // New validates cfg, loads the group and the policy, and prepares a
 // connection to every signer (connections are made lazily).
@@ -88,19 +107,29 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 		o(s)
 	}
 	if s.policy == nil {
-		var popts []policy.Option
-		if len(cfg.Policy) > 0 {
-			popts = append(popts, policy.WithFiles(cfg.Policy...))
-		}
-		eng, err := policy.New(ctx, popts...)
+		r, err := cfg.Policy.Open(ctx, log)
 		if err != nil {
 			return nil, fmt.Errorf("coordinator: policy: %w", err)
 		}
-		s.policy = eng
-		log.Info("policy loaded", "hash", eng.Hash())
+		s.policy, s.reloader = r, r
+		log.Info("policy loaded", "hash", r.Hash())
+	}
+	if s.evidence, err = cfg.Callers.Verifier(ctx, s.now); err != nil {
+		return nil, fmt.Errorf("coordinator: %w", err)
+	}
+	s.uses = evidence.NewMemoryUseStore(cfg.MaxEvidence, s.now)
+	s.limits = limit.New(cfg.Limits, s.now)
+	if s.audit == nil {
+		l, err := audit.Open(cfg.AuditLog, s.now)
+		if err != nil {
+			return nil, fmt.Errorf("coordinator: audit log: %w", err)
+		}
+		s.audit = l
+		s.closers = append(s.closers, l.Close)
 	}
 	base, err := mtls.ClientConfig(cfg.TLS)
 	if err != nil {
+		s.Close()
 		return nil, err
 	}
 	for _, ep := range cfg.Signers {
@@ -114,11 +143,16 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 	return s, nil
 }
 
-// Close closes the signer connections.
+// Close closes the signer connections and the audit log.
 func (s *Server) Close() {
 	for _, p := range s.pools {
 		p.conn.Close()
 	}
+	s.pools = nil
+	for _, c := range s.closers {
+		_ = c()
+	}
+	s.closers = nil
 }
 
 // KeyID returns the kid of minted tokens.
@@ -197,6 +231,10 @@ func (s *Server) Serve(ctx context.Context, lis, hlis net.Listener) error {
 	}
 	wg.Add(1)
 	go func() { defer wg.Done(); s.maintain(ctx) }()
+	if s.reloader != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = s.reloader.Run(ctx) }()
+	}
 	s.log.Info("coordinator listening", "grpc", lis.Addr().String(), "http", addrOf(hlis), "issuer", s.cfg.Issuer, "kid", s.kid)
 
 	var runErr error
@@ -291,10 +329,12 @@ func (s *Server) JWKSURL() string {
 
 // GetStatus implements mintv1.MintServiceServer.
 func (s *Server) GetStatus(context.Context, *mintv1.GetStatusRequest) (*mintv1.GetStatusResponse, error) {
-	resp := &mintv1.GetStatusResponse{Issuer: s.cfg.Issuer, JwksJson: string(s.jwks), KeyId: s.kid, Threshold: uint32(s.group.Public().Threshold)}
+	resp := &mintv1.GetStatusResponse{Issuer: s.cfg.Issuer, JwksJson: string(s.jwks), KeyId: s.kid,
+		Threshold: uint32(s.group.Public().Threshold), PolicyHash: s.policy.Hash()}
 	for _, p := range s.pools {
 		h, n, _ := p.status()
-		resp.Signers = append(resp.Signers, &mintv1.SignerStatus{Id: uint32(p.ep.ID), Address: p.ep.Addr, Healthy: h, PooledCommitments: uint32(n)})
+		resp.Signers = append(resp.Signers, &mintv1.SignerStatus{Id: uint32(p.ep.ID), Address: p.ep.Addr, Healthy: h,
+			PooledCommitments: uint32(n), PolicyHash: p.policyHash()})
 	}
 	return resp, nil
 }
@@ -305,86 +345,6 @@ func newRequestID() string {
 		return "unknown"
 	}
 	return hex.EncodeToString(b)
-}
-
-// Mint implements mintv1.MintServiceServer. Errors sent to the caller are
-// fixed, helpful messages; the detail goes to the log with the request id.
-func (s *Server) Mint(ctx context.Context, req *mintv1.MintRequest) (*mintv1.MintResponse, error) {
-	rid := newRequestID()
-	log := s.log.With("request_id", rid)
-	caller, err := mtls.PeerID(ctx)
-	if err != nil {
-		log.Warn("mint refused: no caller identity", "err", err)
-		return nil, status.Error(codes.Unauthenticated, "a client certificate with a SPIFFE ID (URI SAN) is required to mint")
-	}
-	log = log.With("sub", caller)
-	ttl, err := s.requestedTTL(req)
-	if err != nil {
-		log.Info("mint refused: bad request", "err", err)
-		return nil, status.Error(codes.InvalidArgument, err.Error())
-	}
-	scopes := req.GetScopes()
-	if err := checkRequest(req.GetAudience(), scopes); err != nil {
-		log.Info("mint refused: bad request", "err", err)
-		return nil, status.Error(codes.InvalidArgument, err.Error())
-	}
-	now := s.now()
-	dec, err := s.policy.Evaluate(ctx, policy.Input{
-		Caller:  policy.Caller{Subject: caller, ClientID: caller, Kind: "x509-svid"},
-		Request: policy.Request{Audience: req.GetAudience(), Scopes: scopes, TTL: ttl},
-		Time:    now,
-	})
-	if err != nil {
-		log.Error("policy evaluation failed", "err", err)
-		return nil, status.Errorf(codes.Internal, "policy could not decide; request %s refused", rid)
-	}
-	if !dec.Allow {
-		log.Info("mint denied by policy", "reasons", dec.Reasons, "aud", req.GetAudience(), "scope", scopes)
-		return nil, status.Errorf(codes.PermissionDenied, "policy denied the request: %s", strings.Join(dec.Reasons, "; "))
-	}
-	if dec.RequiresApproval {
-		log.Info("mint needs approval, which this cluster cannot give", "scope", scopes)
-		return nil, status.Error(codes.FailedPrecondition, "policy requires human approval for these scopes, and no guardian is configured")
-	}
-	if dec.MaxTTL > 0 && ttl > dec.MaxTTL {
-		if req.GetTtl() != nil {
-			return nil, status.Errorf(codes.PermissionDenied, "policy allows at most %s for these scopes", dec.MaxTTL)
-		}
-		ttl = dec.MaxTTL
-	}
-	jti, err := token.NewID(rand.Reader)
-	if err != nil {
-		log.Error("randomness failed", "err", err)
-		return nil, status.Error(codes.Internal, "internal error")
-	}
-	iat := now.Unix()
-	claims := token.Claims{
-		Issuer: strings.TrimSuffix(s.cfg.Issuer, "/"), Subject: caller, ClientID: caller,
-		Audience: req.GetAudience(), Scope: strings.Join(scopes, " "),
-		IssuedAt: iat, NotBefore: iat, Expiry: iat + int64(ttl/time.Second), ID: jti,
-	}
-	msg, err := token.SigningInput(token.Header{Algorithm: token.Algorithm, Type: token.Type, KeyID: s.kid}, claims)
-	if err != nil {
-		log.Info("mint refused: token invalid", "err", err)
-		return nil, status.Error(codes.InvalidArgument, "the request does not make a valid token: "+err.Error())
-	}
-	sig, ids, err := s.sign(ctx, log, rid, msg)
-	if err != nil {
-		var q *QuorumError
-		if errors.As(err, &q) {
-			log.Warn("mint failed: no quorum", "err", err)
-			return nil, status.Error(codes.Unavailable, q.Error())
-		}
-		log.Error("mint failed", "err", err)
-		return nil, status.Errorf(codes.Unavailable, "signing failed; request %s", rid)
-	}
-	log.Info("minted", "jti", jti, "aud", claims.Audience, "scope", claims.Scope, "ttl", ttl.String(), "signers", ids)
-	resp := &mintv1.MintResponse{Token: token.Compact(msg, sig), TokenId: jti,
-		ExpiresAt: timestamppb.New(time.Unix(claims.Expiry, 0)), RequestId: rid}
-	for _, id := range ids {
-		resp.SignerIds = append(resp.SignerIds, uint32(id))
-	}
-	return resp, nil
 }
 
 func (s *Server) requestedTTL(req *mintv1.MintRequest) (time.Duration, error) {
@@ -430,6 +390,8 @@ type QuorumError struct {
 	Threshold int
 	Available int
 	Missing   map[uint16]string
+	// Refused counts the signers that judged the request and said no.
+	Refused int
 }
 
 func (e *QuorumError) Error() string {
@@ -516,98 +478,6 @@ func describe(err error) string {
 		return strings.ToLower(st.Code().String())
 	}
 	return "error"
-}
-
-// sign collects t shares for msg and aggregates them, retrying with other
-// quorums when signers fail. It returns the signature and the signer ids.
-func (s *Server) sign(ctx context.Context, log *slog.Logger, rid string, msg []byte) ([]byte, []uint16, error) {
-	excluded := map[uint16]string{}
-	for attempt := 0; attempt < len(s.pools); attempt++ {
-		q, err := s.pickQuorum(ctx, excluded)
-		if err != nil {
-			return nil, nil, err
-		}
-		cs := make([]frost.Commitment, len(q))
-		for i, m := range q {
-			cs[i] = m.c
-		}
-		list, err := s.group.EncodeList(cs)
-		if err != nil {
-			return nil, nil, err
-		}
-		shares := make([]frost.Share, len(q))
-		errs := make([]error, len(q))
-		var wg sync.WaitGroup
-		for i, m := range q {
-			wg.Add(1)
-			go func(i int, m member) {
-				defer wg.Done()
-				cctx, cancel := context.WithTimeout(ctx, time.Duration(s.cfg.SignTimeout))
-				defer cancel()
-				resp, err := m.p.client.Sign(cctx, &signv1.SignRequest{Message: msg, CommitmentList: list, RequestId: rid})
-				if err != nil {
-					errs[i] = err
-					return
-				}
-				if resp.GetSignerId() != uint32(m.p.ep.ID) {
-					errs[i] = fmt.Errorf("answered as signer %d", resp.GetSignerId())
-					return
-				}
-				shares[i] = frost.Share{SignerID: m.p.ep.ID, Encoded: resp.GetSignatureShare()}
-			}(i, m)
-		}
-		wg.Wait()
-		failed := false
-		for i, err := range errs {
-			if err == nil {
-				continue
-			}
-			failed = true
-			p := q[i].p
-			st, _ := status.FromError(err)
-			switch st.Code() {
-			case codes.FailedPrecondition:
-				// The signer lost its nonces (restart or expiry): the whole
-				// pool is stale.
-				p.drop()
-				excluded[p.ep.ID] = "stale commitments"
-			case codes.InvalidArgument, codes.PermissionDenied:
-				// The signer refused the token itself; another quorum will
-				// not change the message, so report it.
-				log.Warn("signer refused", "signer", p.ep.ID, "err", err)
-				return nil, nil, fmt.Errorf("signer %d refused: %w", p.ep.ID, err)
-			default:
-				p.markFailed(err)
-				excluded[p.ep.ID] = describe(err)
-			}
-			log.Warn("signer failed; retrying with another quorum", "signer", p.ep.ID, "err", err)
-		}
-		if failed {
-			continue
-		}
-		sig, err := s.group.Aggregate(msg, cs, shares)
-		var bad *frost.BadShareError
-		if errors.As(err, &bad) {
-			log.Error("signer returned an invalid share", "signer", bad.SignerID)
-			for _, p := range s.pools {
-				if p.ep.ID == bad.SignerID {
-					p.quarantine(bad)
-				}
-			}
-			excluded[bad.SignerID] = "invalid signature share"
-			continue
-		}
-		if err != nil {
-			return nil, nil, err
-		}
-		ids := make([]uint16, len(q))
-		for i, m := range q {
-			ids[i] = m.p.ep.ID
-		}
-		sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-		return sig, ids, nil
-	}
-	return nil, nil, &QuorumError{Threshold: int(s.group.Public().Threshold), Missing: excluded}
 }
 
 func addrOf(l net.Listener) string {

@@ -34,7 +34,7 @@ import (
 
 	"github.com/frostmint/frostmint/coordinator/devcluster"
 	mintv1 "github.com/frostmint/frostmint/proto/frostmint/mint/v1"
-	signv1 "github.com/frostmint/frostmint/proto/frostmint/sign/v1"
+	"github.com/frostmint/frostmint/verifier/evidence/oidctest"
 	"github.com/frostmint/frostmint/verifier/mtls"
 	"github.com/frostmint/frostmint/verifier/token"
 )
@@ -43,7 +43,13 @@ var (
 	bin     string // the frostmint binary
 	cluster *devcluster.Cluster
 	dir     string
+	// Local OIDC issuers standing in for GitHub Actions and a Kubernetes
+	// API server: real keys, real signed tokens, served discovery + JWKS.
+	github, kube *oidctest.Issuer
 )
+
+// OIDC audience the dev cluster expects.
+const oidcAudience = "frostmint"
 
 func TestMain(m *testing.M) {
 	flag.Parse()
@@ -68,8 +74,20 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e: building frostmint:", err)
 		return 1
 	}
+	if github, err = oidctest.Start("RS256"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer github.Close()
+	if kube, err = oidctest.Start("ES256"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer kube.Close()
 	dir = filepath.Join(tmp, "cluster")
-	up := exec.Command(bin, "dev", "up", "--dir", dir)
+	up := exec.Command(bin, "dev", "up", "--dir", dir,
+		"--trust-oidc", "name=github,issuer="+github.URL+",audience="+oidcAudience,
+		"--trust-oidc", "name=k8s,issuer="+kube.URL+",audience="+oidcAudience)
 	var upOut bytes.Buffer
 	up.Stdout, up.Stderr = &upOut, &upOut
 	if err := up.Start(); err != nil {
@@ -358,186 +376,5 @@ func TestMintRequestErrors(t *testing.T) {
 				t.Fatalf("exit %d stderr %q", code, errOut)
 			}
 		})
-	}
-}
-
-// signerClient dials signer id as the coordinator would.
-func signerClient(t *testing.T, id uint16, as string) signv1.SignerServiceClient {
-	t.Helper()
-	f := filesOf(as)
-	return signv1.NewSignerServiceClient(dialAs(t, cluster.Signers[id-1].Addr, &f, ""))
-}
-
-// rawSigningInput builds a signing input without the profile's checks, to
-// ask signers for things the coordinator would never send.
-func rawSigningInput(t *testing.T, h map[string]any, c map[string]any) []byte {
-	hb, _ := json.Marshal(h)
-	cb, _ := json.Marshal(c)
-	return []byte(base64.RawURLEncoding.EncodeToString(hb) + "." + base64.RawURLEncoding.EncodeToString(cb))
-}
-
-func claimsFor(t *testing.T, ttl time.Duration) (map[string]any, map[string]any) {
-	var set jose.JSONWebKeySet
-	json.Unmarshal(fetchJWKS(t), &set)
-	now := time.Now().Unix()
-	h := map[string]any{"alg": "EdDSA", "typ": "at+jwt", "kid": set.Keys[0].KeyID}
-	c := map[string]any{"iss": cluster.Issuer, "sub": devcluster.CallerID, "client_id": devcluster.CallerID,
-		"aud": "https://api.example.com", "scope": "read", "iat": now, "nbf": now, "exp": now + int64(ttl/time.Second),
-		"jti": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}
-	return h, c
-}
-
-// commitList gets fresh commitments from signers 1 and 2 as the coordinator.
-func commitList(t *testing.T, ctx context.Context, a, b signv1.SignerServiceClient) []byte {
-	t.Helper()
-	var list []byte
-	// The encoded list is what FROST's CommitmentList.Encode gives; build it
-	// through the frost package like the coordinator does.
-	var cs [][]byte
-	for _, c := range []signv1.SignerServiceClient{a, b} {
-		r, err := c.Commit(ctx, &signv1.CommitRequest{Count: 1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		cs = append(cs, r.GetCommitments()[0])
-	}
-	list, err := encodeList(filepath.Join(dir, "group.json"), cs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return list
-}
-
-func TestSignerRefusesOnItsOwn(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	s1, s2 := signerClient(t, 1, "coordinator"), signerClient(t, 2, "coordinator")
-
-	h, c := claimsFor(t, 20*time.Minute)
-	_, err := s1.Sign(ctx, &signv1.SignRequest{Message: rawSigningInput(t, h, c), CommitmentList: commitList(t, ctx, s1, s2)})
-	if status.Code(err) != codes.PermissionDenied {
-		t.Fatalf("TTL above the cap from a valid coordinator: got %v, want PermissionDenied", err)
-	}
-	_, err = s1.Sign(ctx, &signv1.SignRequest{Message: []byte("transfer $1M"), CommitmentList: commitList(t, ctx, s1, s2)})
-	if status.Code(err) != codes.InvalidArgument {
-		t.Fatalf("non-token message: got %v, want InvalidArgument", err)
-	}
-	h, c = claimsFor(t, 5*time.Minute)
-	c["iat"], c["nbf"], c["exp"] = int64(1), int64(1), int64(300)
-	_, err = s1.Sign(ctx, &signv1.SignRequest{Message: rawSigningInput(t, h, c), CommitmentList: commitList(t, ctx, s1, s2)})
-	if status.Code(err) != codes.PermissionDenied {
-		t.Fatalf("token issued long ago: got %v, want PermissionDenied", err)
-	}
-	// A caller certificate is not a coordinator.
-	_, err = signerClient(t, 1, "caller").Commit(ctx, &signv1.CommitRequest{Count: 1})
-	if status.Code(err) != codes.PermissionDenied {
-		t.Fatalf("caller talking to a signer: got %v, want PermissionDenied", err)
-	}
-	// No certificate: the TLS handshake fails.
-	_, err = signv1.NewSignerServiceClient(dialAs(t, cluster.Signers[0].Addr, nil, "")).Commit(ctx, &signv1.CommitRequest{Count: 1})
-	if err == nil {
-		t.Fatal("signer answered a client without certificate")
-	}
-}
-
-func TestNonceReuseImpossible(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	s1, s2 := signerClient(t, 1, "coordinator"), signerClient(t, 2, "coordinator")
-	list := commitList(t, ctx, s1, s2)
-	h, c := claimsFor(t, 5*time.Minute)
-	if _, err := s1.Sign(ctx, &signv1.SignRequest{Message: rawSigningInput(t, h, c), CommitmentList: list}); err != nil {
-		t.Fatal(err)
-	}
-	c["scope"] = "write"
-	_, err := s1.Sign(ctx, &signv1.SignRequest{Message: rawSigningInput(t, h, c), CommitmentList: list})
-	if status.Code(err) != codes.FailedPrecondition {
-		t.Fatalf("second message with the same nonce: got %v, want FailedPrecondition", err)
-	}
-	// Concurrent attempts on one fresh nonce: exactly one succeeds.
-	list = commitList(t, ctx, s1, s2)
-	const n = 8
-	errs := make(chan error, n)
-	for i := 0; i < n; i++ {
-		go func(i int) {
-			cc := map[string]any{}
-			for k, v := range c {
-				cc[k] = v
-			}
-			cc["scope"] = fmt.Sprintf("s%d", i)
-			_, err := s1.Sign(ctx, &signv1.SignRequest{Message: rawSigningInput(t, h, cc), CommitmentList: list})
-			errs <- err
-		}(i)
-	}
-	ok := 0
-	for i := 0; i < n; i++ {
-		if err := <-errs; err == nil {
-			ok++
-		} else if status.Code(err) != codes.FailedPrecondition {
-			t.Errorf("concurrent sign: %v", err)
-		}
-	}
-	if ok != 1 {
-		t.Fatalf("%d signatures from one nonce, want exactly 1", ok)
-	}
-}
-
-// TestSignersDieAndRejoin must run last: it kills signers.
-func TestSignersDieAndRejoin(t *testing.T) {
-	kill := func(id uint16) {
-		p, err := os.FindProcess(cluster.Signers[id-1].PID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p.Signal(syscall.SIGKILL)
-		deadline := time.Now().Add(5 * time.Second)
-		for time.Now().Before(deadline) && p.Signal(syscall.Signal(0)) == nil {
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	mint(t) // warm pools
-	kill(3)
-	for i := 0; i < 3; i++ {
-		mint(t)
-	}
-	kill(2)
-	start := time.Now()
-	_, errOut, code := cli(t, "", "mint", "--cluster", filepath.Join(dir, "cluster.json"), "--audience", "a", "--scope", "read")
-	if code != 1 || !strings.Contains(errOut, "no quorum") || !strings.Contains(errOut, "signer 2") || !strings.Contains(errOut, "signer 3") {
-		t.Fatalf("with two signers dead: exit %d, stderr %q", code, errOut)
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Fatalf("failing without quorum took %s; want fast", d)
-	}
-	// Restart both; they come back with their sealed shares and the
-	// coordinator uses them again without a restart of its own.
-	var restarted []*exec.Cmd
-	for _, id := range []string{"2", "3"} {
-		cmd := exec.Command(bin, "dev", "signer", "--dir", dir, "--id", id)
-		lf, _ := os.Create(filepath.Join(dir, "logs", "signer-"+id+"-restart.log"))
-		cmd.Stdout, cmd.Stderr = lf, lf
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		restarted = append(restarted, cmd)
-	}
-	t.Cleanup(func() {
-		for _, c := range restarted {
-			c.Process.Signal(syscall.SIGTERM)
-			c.Wait()
-		}
-	})
-	// Signer 1 must also be left out: with 2 and 3 back, a mint needs one of them.
-	kill(1)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		_, errOut, code := cli(t, "", "mint", "--cluster", filepath.Join(dir, "cluster.json"), "--audience", "a", "--scope", "read")
-		if code == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("restarted signers did not rejoin: %s", errOut)
-		}
-		time.Sleep(300 * time.Millisecond)
 	}
 }

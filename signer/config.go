@@ -10,6 +10,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/frostmint/frostmint/policy/limit"
 	"github.com/frostmint/frostmint/verifier/mtls"
 )
 
@@ -59,14 +60,27 @@ type Config struct {
 	// ClockSkew is how far a token's iat may be from this signer's clock
 	// (default 60s).
 	ClockSkew Duration `json:"clock_skew"`
+	// Callers says which caller evidence this signer trusts.
+	Callers Callers `json:"callers"`
+	// Policy is where the policy comes from; it must be the coordinator's
+	// (same hash). Empty means the embedded default.
+	Policy PolicySource `json:"policy"`
+	// Limits are this signer's own (coarser) abuse limits.
+	Limits limit.Config `json:"limits"`
+	// AuditLog is this signer's append-only audit log.
+	AuditLog string `json:"audit_log"`
+	// MaxEvidence bounds the remembered evidence (default 1000000).
+	MaxEvidence int `json:"max_evidence"`
 }
 
 // Default returns a Config with every default filled in.
 func Default() Config {
 	return Config{
-		NonceTTL:  Duration(10 * time.Minute),
-		MaxNonces: 4096,
-		ClockSkew: Duration(60 * time.Second),
+		NonceTTL:    Duration(10 * time.Minute),
+		MaxNonces:   4096,
+		ClockSkew:   Duration(60 * time.Second),
+		Limits:      limit.Config{PerIdentity: limit.Rate{PerSecond: 20, Burst: 40}},
+		MaxEvidence: 1000000,
 	}
 }
 
@@ -110,6 +124,21 @@ func (c Config) Validate() error {
 	}
 	if c.ClockSkew <= 0 || time.Duration(c.ClockSkew) > 5*time.Minute {
 		errs = append(errs, errors.New("clock_skew must be in (0, 5m]"))
+	}
+	if err := c.Callers.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Limits.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Policy.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.AuditLog == "" {
+		errs = append(errs, errors.New("audit_log is required: a signer never signs unaudited"))
+	}
+	if c.MaxEvidence <= 0 {
+		errs = append(errs, errors.New("max_evidence must be positive"))
 	}
 	return errors.Join(errs...)
 }

@@ -17,9 +17,13 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
+	"github.com/frostmint/frostmint/policy"
+	"github.com/frostmint/frostmint/policy/audit"
+	"github.com/frostmint/frostmint/policy/limit"
 	signv1 "github.com/frostmint/frostmint/proto/frostmint/sign/v1"
 	"github.com/frostmint/frostmint/signer/frost"
 	"github.com/frostmint/frostmint/signer/keystore"
+	"github.com/frostmint/frostmint/verifier/evidence"
 	"github.com/frostmint/frostmint/verifier/jwks"
 	"github.com/frostmint/frostmint/verifier/mtls"
 	"github.com/frostmint/frostmint/verifier/token"
@@ -32,13 +36,35 @@ const MaxCommitBatch = 64
 type Server struct {
 	signv1.UnimplementedSignerServiceServer
 
-	cfg    Config
-	log    *slog.Logger
-	now    func() time.Time
-	group  *frost.Group
-	signer *frost.Signer
-	kid    string
-	bootID string
+	cfg      Config
+	log      *slog.Logger
+	now      func() time.Time
+	group    *frost.Group
+	signer   *frost.Signer
+	kid      string
+	bootID   string
+	closers  []func() error
+	reloader *policy.Reloader
+	evidence *evidence.Verifier
+	uses     evidence.UseStore
+	policy   Policy
+	limits   *limit.Limiter
+	audit    Auditor
+}
+
+// Policy decides whether a mint may happen.
+type Policy interface {
+	// Evaluate returns the decision for in; it fails (and the signer
+	// refuses) when the policy cannot decide.
+	Evaluate(ctx context.Context, in policy.Input) (policy.Decision, error)
+	// Hash identifies the policy bundle.
+	Hash() string
+}
+
+// Auditor records decisions durably.
+type Auditor interface {
+	// Append writes r durably or fails; on failure the signer refuses.
+	Append(r audit.Record) error
 }
 
 // Option adjusts a Server.
@@ -46,6 +72,9 @@ type Option func(*Server)
 
 // WithClock injects the clock (tests).
 func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
+
+// WithPolicy replaces the policy from the config.
+func WithPolicy(p Policy) Option { return func(s *Server) { s.policy = p } }
 
 // New validates cfg, reads the group, unseals the share into memory and
 // returns a Server. Errors name the failing part and never carry secret
@@ -98,7 +127,41 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Server, error) {
 	for _, o := range opts {
 		o(s)
 	}
+	if err := s.init(); err != nil {
+		fs.Close()
+		return nil, err
+	}
 	return s, nil
+}
+
+// init builds the parts that judge requests: evidence verifier, policy,
+// limits, the single-use memory and the audit log.
+func (s *Server) init() error {
+	ctx := context.Background()
+	ev, err := s.cfg.Callers.Verifier(ctx, s.now)
+	if err != nil {
+		return fmt.Errorf("signer %d: %w", s.cfg.ID, err)
+	}
+	s.evidence = ev
+	s.uses = evidence.NewMemoryUseStore(s.cfg.MaxEvidence, s.now)
+	s.limits = limit.New(s.cfg.Limits, s.now)
+	if s.policy == nil {
+		r, err := s.cfg.Policy.Open(ctx, s.log)
+		if err != nil {
+			return fmt.Errorf("signer %d: policy: %w", s.cfg.ID, err)
+		}
+		s.policy, s.reloader = r, r
+		s.log.Info("policy loaded", "hash", r.Hash())
+	}
+	if s.audit == nil {
+		l, err := audit.Open(s.cfg.AuditLog, s.now)
+		if err != nil {
+			return fmt.Errorf("signer %d: audit log: %w", s.cfg.ID, err)
+		}
+		s.audit = l
+		s.closers = append(s.closers, l.Close)
+	}
+	return nil
 }
 
 // ShareLabel is the keystore label of signer id's share.
@@ -129,6 +192,11 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 
 	errc := make(chan error, 1)
 	go func() { errc <- gs.Serve(lis) }()
+	if s.reloader != nil {
+		rctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go s.reloader.Run(rctx) //nolint:errcheck // ends with ctx
+	}
 	tick := time.NewTicker(time.Duration(s.cfg.NonceTTL) / 4)
 	defer tick.Stop()
 	for {
@@ -167,8 +235,15 @@ func (s *Server) GRPCServer() (*grpc.Server, error) {
 	), nil
 }
 
-// Close wipes the share and every nonce; the Server cannot sign after it.
-func (s *Server) Close() { s.signer.Close() }
+// Close wipes the share and every nonce and closes the audit log; the
+// Server cannot sign after it.
+func (s *Server) Close() {
+	s.signer.Close()
+	for _, c := range s.closers {
+		_ = c()
+	}
+	s.closers = nil
+}
 
 // ExpireNonces drops nonces older than the configured nonce_ttl and
 // returns how many. Serve calls it periodically.
@@ -200,6 +275,7 @@ func (s *Server) Info(context.Context, *signv1.InfoRequest) (*signv1.InfoRespons
 		Threshold:      uint32(pub.Threshold),
 		MaxSigners:     uint32(pub.MaxSigners),
 		BootId:         s.bootID,
+		PolicyHash:     s.policy.Hash(),
 	}, nil
 }
 
@@ -219,27 +295,53 @@ func (s *Server) Commit(_ context.Context, req *signv1.CommitRequest) (*signv1.C
 	return &signv1.CommitResponse{SignerId: uint32(s.cfg.ID), BootId: s.bootID, Commitments: cs}, nil
 }
 
-// Sign implements signv1.SignerServiceServer: it checks the message itself
-// and only then makes its share.
-func (s *Server) Sign(_ context.Context, req *signv1.SignRequest) (*signv1.SignResponse, error) {
+// Sign implements signv1.SignerServiceServer: it judges the request
+// itself (see [Server.judge]), records the decision in its audit log, and
+// only then makes its share.
+func (s *Server) Sign(ctx context.Context, req *signv1.SignRequest) (*signv1.SignResponse, error) {
 	log := s.log.With("request_id", req.GetRequestId(), "signer", s.cfg.ID)
-	c, err := s.checkMessage(req.GetMessage())
+	pol := snapshot(s.policy)
+	rec := audit.Record{Daemon: fmt.Sprintf("signer-%d", s.cfg.ID), RequestID: req.GetRequestId(), PolicyHash: pol.Hash()}
+	c, err := s.judge(ctx, pol, req, &rec)
 	if err != nil {
-		log.Warn("refused to sign", "err", err)
-		code := codes.InvalidArgument
-		if errors.Is(err, token.ErrTTL) || errors.Is(err, errRule) {
-			code = codes.PermissionDenied
+		var r *refusal
+		if !errors.As(err, &r) {
+			r = &refusal{code: codes.Internal, reason: "internal", msg: "internal error"}
 		}
-		return nil, status.Error(code, "refused: "+err.Error())
+		log.Warn("refused to sign", "reason", r.reason, "err", err)
+		rec.Decision, rec.Code = "deny", r.reason
+		if len(rec.Reasons) == 0 {
+			rec.Reasons = []string{r.msg}
+		}
+		if aerr := s.audit.Append(rec); aerr != nil {
+			log.Error("audit write failed", "err", aerr)
+			return nil, status.Error(codes.Unavailable, "signer cannot write its audit log")
+		}
+		return nil, status.Error(r.code, r.msg)
 	}
 	share, err := s.signer.Sign(req.GetMessage(), req.GetCommitmentList())
 	switch {
 	case errors.Is(err, frost.ErrUnknownCommitment):
 		log.Info("unknown commitment", "err", err)
-		return nil, status.Error(codes.FailedPrecondition, "this signer does not hold the nonce for its commitment (used, expired or from before a restart); drop it")
+		rec.Decision, rec.Code, rec.Reasons = "deny", "stale_commitment", []string{"commitment unknown to this signer"}
+		if aerr := s.audit.Append(rec); aerr != nil {
+			log.Error("audit write failed", "err", aerr)
+			return nil, status.Error(codes.Unavailable, "signer cannot write its audit log")
+		}
+		return nil, status.Error(codes.Aborted, "this signer does not hold the nonce for its commitment (used, expired or from before a restart); drop it")
 	case err != nil:
 		log.Warn("sign failed", "err", err)
+		rec.Decision, rec.Code, rec.Reasons = "deny", "bad_commitment_list", []string{"invalid commitment list"}
+		if aerr := s.audit.Append(rec); aerr != nil {
+			return nil, status.Error(codes.Unavailable, "signer cannot write its audit log")
+		}
 		return nil, status.Error(codes.InvalidArgument, "invalid commitment list")
+	}
+	rec.Decision = "allow"
+	if err := s.audit.Append(rec); err != nil {
+		// The nonce is spent; the share is never released unaudited.
+		log.Error("audit write failed; share withheld", "err", err)
+		return nil, status.Error(codes.Unavailable, "signer cannot write its audit log")
 	}
 	log.Info("signed", "jti", c.ID, "sub", c.Subject, "aud", c.Audience, "scope", c.Scope, "ttl", c.TTL().String())
 	return &signv1.SignResponse{SignerId: uint32(s.cfg.ID), SignatureShare: share}, nil
@@ -258,9 +360,6 @@ func (s *Server) checkMessage(msg []byte) (*token.Claims, error) {
 	}
 	if c.Issuer != s.cfg.Issuer {
 		return nil, fmt.Errorf("%w: iss %q, want %q", errRule, c.Issuer, s.cfg.Issuer)
-	}
-	if err := mtls.CheckSPIFFE(c.Subject); err != nil {
-		return nil, fmt.Errorf("%w: sub is not a SPIFFE ID", errRule)
 	}
 	now := s.now().Unix()
 	skew := int64(time.Duration(s.cfg.ClockSkew) / time.Second)

@@ -2,9 +2,11 @@ package signer_test
 
 import (
 	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
-	"strings"
 	"testing"
 	"time"
 
@@ -12,11 +14,14 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/frostmint/frostmint/coordinator/coordinatortest"
+	mintv1 "github.com/frostmint/frostmint/proto/frostmint/mint/v1"
 	signv1 "github.com/frostmint/frostmint/proto/frostmint/sign/v1"
 	"github.com/frostmint/frostmint/signer"
 	"github.com/frostmint/frostmint/signer/frost"
+	"github.com/frostmint/frostmint/verifier/evidence"
 	"github.com/frostmint/frostmint/verifier/jwks"
 	"github.com/frostmint/frostmint/verifier/mtls"
 )
@@ -25,6 +30,9 @@ type fixture struct {
 	c     *coordinatortest.Cluster
 	group *frost.Group
 	kid   string
+	hash  string
+	key   crypto.Signer
+	chain [][]byte
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -37,7 +45,38 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{c: c, group: g, kid: kid}
+	info, err := c.Signers[1].Server.Info(context.Background(), &signv1.InfoRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, err := tls.LoadX509KeyPair(c.Caller.Cert, c.Caller.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{c: c, group: g, kid: kid, hash: info.GetPolicyHash(), key: kp.PrivateKey.(crypto.Signer), chain: kp.Certificate}
+}
+
+// req is a genuine certificate caller's request for scope "read".
+func (f *fixture) req(t *testing.T, scopes ...string) *mintv1.MintRequest {
+	t.Helper()
+	if len(scopes) == 0 {
+		scopes = []string{"read"}
+	}
+	nonce := make([]byte, 32)
+	rand.Read(nonce)
+	now := time.Now().Truncate(time.Second)
+	sig, err := evidence.SignRequest(evidence.Request{Audience: "aud", Scopes: scopes, Nonce: nonce, Timestamp: now}, f.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &mintv1.MintRequest{Audience: "aud", Scopes: scopes, Nonce: nonce, RequestedAt: timestamppb.New(now),
+		Evidence: &mintv1.MintRequest_Certificate{Certificate: &mintv1.CertificateProof{Chain: f.chain, Signature: sig}}}
+}
+
+func (f *fixture) sign(t *testing.T, msg []byte, req *mintv1.MintRequest) error {
+	_, err := f.c.Signers[1].Server.Sign(context.Background(), &signv1.SignRequest{Message: msg,
+		CommitmentList: f.list(t), CallerRequest: req, PolicyHash: f.hash})
+	return err
 }
 
 // list gets one fresh commitment from signers 1 and 2 (directly, no TLS).
@@ -71,7 +110,7 @@ func (f *fixture) msg(mutate func(h, c map[string]any)) []byte {
 	now := time.Now().Unix()
 	h := map[string]any{"alg": "EdDSA", "typ": "at+jwt", "kid": f.kid}
 	c := map[string]any{"iss": f.c.Issuer, "sub": coordinatortest.CallerID, "client_id": coordinatortest.CallerID,
-		"aud": "aud", "scope": "read", "iat": now, "nbf": now, "exp": now + 300, "jti": strings.Repeat("A", 43)}
+		"aud": "aud", "scope": "read", "iat": now, "nbf": now, "exp": now + 300, "jti": randomID()}
 	if mutate != nil {
 		mutate(h, c)
 	}
@@ -80,7 +119,6 @@ func (f *fixture) msg(mutate func(h, c map[string]any)) []byte {
 
 func TestSignChecksTheMessageItself(t *testing.T) {
 	f := newFixture(t)
-	s := f.c.Signers[1].Server
 	now := time.Now().Unix()
 	for _, tc := range []struct {
 		name string
@@ -92,7 +130,9 @@ func TestSignChecksTheMessageItself(t *testing.T) {
 		{"ttl above hard cap", f.msg(func(h, c map[string]any) { c["exp"] = now + 16*60 }), codes.PermissionDenied},
 		{"other key id", f.msg(func(h, c map[string]any) { h["kid"] = "other" }), codes.PermissionDenied},
 		{"other issuer", f.msg(func(h, c map[string]any) { c["iss"] = "https://evil.example" }), codes.PermissionDenied},
-		{"subject not a SPIFFE ID", f.msg(func(h, c map[string]any) { c["sub"] = "root" }), codes.PermissionDenied},
+		{"subject not the caller", f.msg(func(h, c map[string]any) { c["sub"] = "spiffe://dev.frostmint.local/root" }), codes.PermissionDenied},
+		{"scope not requested", f.msg(func(h, c map[string]any) { c["scope"] = "read write" }), codes.PermissionDenied},
+		{"audience not requested", f.msg(func(h, c map[string]any) { c["aud"] = "other" }), codes.PermissionDenied},
 		{"issued in the future", f.msg(func(h, c map[string]any) { c["iat"], c["nbf"], c["exp"] = now+600, now+600, now+900 }), codes.PermissionDenied},
 		{"issued long ago", f.msg(func(h, c map[string]any) { c["iat"], c["nbf"], c["exp"] = now-600, now-600, now-300 }), codes.PermissionDenied},
 		{"alg none", f.msg(func(h, c map[string]any) { h["alg"] = "none" }), codes.InvalidArgument},
@@ -101,7 +141,7 @@ func TestSignChecksTheMessageItself(t *testing.T) {
 		{"missing jti", f.msg(func(h, c map[string]any) { delete(c, "jti") }), codes.InvalidArgument},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := s.Sign(context.Background(), &signv1.SignRequest{Message: tc.msg, CommitmentList: f.list(t)})
+			err := f.sign(t, tc.msg, f.req(t))
 			if status.Code(err) != tc.code {
 				t.Fatalf("got %v, want %s", err, tc.code)
 			}
@@ -113,12 +153,36 @@ func TestNonceSingleUse(t *testing.T) {
 	f := newFixture(t)
 	s := f.c.Signers[1].Server
 	l := f.list(t)
-	if _, err := s.Sign(context.Background(), &signv1.SignRequest{Message: f.msg(nil), CommitmentList: l}); err != nil {
+	if _, err := s.Sign(context.Background(), &signv1.SignRequest{Message: f.msg(nil), CommitmentList: l, CallerRequest: f.req(t), PolicyHash: f.hash}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := s.Sign(context.Background(), &signv1.SignRequest{Message: f.msg(func(h, c map[string]any) { c["scope"] = "write" }), CommitmentList: l})
+	_, err := s.Sign(context.Background(), &signv1.SignRequest{Message: f.msg(nil), CommitmentList: l, CallerRequest: f.req(t), PolicyHash: f.hash})
+	if status.Code(err) != codes.Aborted {
+		t.Fatalf("reused nonce: got %v, want Aborted", err)
+	}
+}
+
+func TestEvidenceMintsOneToken(t *testing.T) {
+	f := newFixture(t)
+	req := f.req(t)
+	first := f.msg(nil)
+	if err := f.sign(t, first, req); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.sign(t, first, req); err != nil {
+		t.Fatalf("a retry of the same token must pass: %v", err)
+	}
+	if err := f.sign(t, f.msg(nil), req); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("same evidence, another token: got %v, want Unauthenticated", err)
+	}
+}
+
+func TestPolicyMismatchIsNamed(t *testing.T) {
+	f := newFixture(t)
+	_, err := f.c.Signers[1].Server.Sign(context.Background(), &signv1.SignRequest{Message: f.msg(nil),
+		CommitmentList: f.list(t), CallerRequest: f.req(t), PolicyHash: "deadbeef"})
 	if status.Code(err) != codes.FailedPrecondition {
-		t.Fatalf("reused nonce: got %v, want FailedPrecondition", err)
+		t.Fatalf("got %v, want FailedPrecondition", err)
 	}
 }
 
@@ -174,6 +238,7 @@ func TestConfigValidate(t *testing.T) {
 	}
 	c := signer.Default()
 	c.ID, c.Listen, c.Issuer, c.Group, c.Share, c.Passphrase = 1, "x", "i", "g", "s", "env:P"
+	c.Callers.TrustBundle, c.AuditLog = "ca.pem", "audit.ndjson"
 	c.TLS = mtls.Files{Cert: "c", Key: "k", CA: "a"}
 	c.Coordinators = []string{"spiffe://td/coordinator"}
 	if err := c.Validate(); err != nil {
@@ -183,4 +248,10 @@ func TestConfigValidate(t *testing.T) {
 	if err := c.Validate(); err == nil {
 		t.Fatal("non-SPIFFE coordinator accepted")
 	}
+}
+
+func randomID() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/frostmint/frostmint/signer"
 	"github.com/frostmint/frostmint/signer/devkeygen"
 	"github.com/frostmint/frostmint/signer/keystore"
+	"github.com/frostmint/frostmint/verifier/evidence"
 	"github.com/frostmint/frostmint/verifier/mtls"
 )
 
@@ -44,8 +45,12 @@ type Options struct {
 	Config func(*coordinator.Config)
 	// CoordinatorOptions are passed to coordinator.New.
 	CoordinatorOptions []coordinator.Option
+	// SignerOptions are passed to every signer.New.
+	SignerOptions []signer.Option
 	// Log receives every daemon's log (default: discarded).
 	Log io.Writer
+	// OIDC issuers trusted besides the test CA's certificates.
+	OIDC []evidence.OIDCIssuer
 }
 
 // Cluster is a running test cluster.
@@ -92,6 +97,7 @@ func Start(t testing.TB, o Options) *Cluster {
 	must(t, err)
 	c.Caller, err = ca.Issue(dir, "caller", leaf(CallerID))
 	must(t, err)
+	callers := signer.Callers{TrustBundle: c.Caller.CA, OIDC: o.OIDC}
 
 	httpLis, err := net.Listen("tcp", "127.0.0.1:0")
 	must(t, err)
@@ -116,6 +122,8 @@ func Start(t testing.TB, o Options) *Cluster {
 		pass := filepath.Join(dir, fmt.Sprintf("pass-%d", id))
 		must(t, os.WriteFile(pass, []byte(fmt.Sprintf("test-passphrase-%d", id)), 0o600))
 		sc.Passphrase = "file:" + pass
+		sc.Callers = callers
+		sc.AuditLog = filepath.Join(dir, fmt.Sprintf("audit-signer-%d.ndjson", id))
 		sc.TLS, err = ca.Issue(dir, fmt.Sprintf("signer-%d", id), leaf(SignerIdentity(id)))
 		must(t, err)
 		lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -143,6 +151,8 @@ func Start(t testing.TB, o Options) *Cluster {
 	cc.TLS = coordFiles
 	cc.Group = c.Signers[1].Config.Group
 	cc.SignTimeout = coordinator.Duration(time.Second)
+	cc.Callers = callers
+	cc.AuditLog = filepath.Join(dir, "audit-coordinator.ndjson")
 	for i := 1; i <= o.N; i++ {
 		cc.Signers = append(cc.Signers, coordinator.Endpoint{ID: uint16(i), Addr: c.Signers[uint16(i)].Addr, Identity: SignerIdentity(uint16(i))})
 	}
@@ -205,7 +215,7 @@ func keygen(ctx context.Context, dir string, sc signer.Config, t, n int) error {
 func (c *Cluster) StartSigner(t testing.TB, id uint16) {
 	t.Helper()
 	s := c.Signers[id]
-	srv, err := signer.New(s.Config, c.log.With("signer", id))
+	srv, err := signer.New(s.Config, c.log.With("signer", id), c.opts.SignerOptions...)
 	must(t, err)
 	gs, err := srv.GRPCServer()
 	must(t, err)

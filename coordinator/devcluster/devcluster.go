@@ -34,6 +34,7 @@ import (
 	"github.com/frostmint/frostmint/signer/devkeygen"
 	"github.com/frostmint/frostmint/signer/frost"
 	"github.com/frostmint/frostmint/signer/keystore"
+	"github.com/frostmint/frostmint/verifier/evidence"
 	"github.com/frostmint/frostmint/verifier/mtls"
 )
 
@@ -65,9 +66,10 @@ type Cluster struct {
 
 // SignerInfo is one signer of a dev cluster.
 type SignerInfo struct {
-	ID   uint16 `json:"id"`
-	Addr string `json:"addr"`
-	PID  int    `json:"pid"`
+	ID       uint16 `json:"id"`
+	Addr     string `json:"addr"`
+	PID      int    `json:"pid"`
+	AuditLog string `json:"audit_log"`
 }
 
 // ReadCluster reads cluster.json.
@@ -96,6 +98,9 @@ type Options struct {
 	Log *slog.Logger
 	// Ready, if set, is called once cluster.json is written.
 	Ready func(*Cluster)
+	// OIDC issuers to trust besides the dev CA's certificates; used when
+	// the directory is prepared (first run) only.
+	OIDC []evidence.OIDCIssuer
 }
 
 func (o *Options) validate() error {
@@ -159,13 +164,15 @@ func Up(ctx context.Context, o Options) error {
 	cl := &Cluster{Dir: o.Dir, Issuer: cc.Issuer, JWKSURL: cc.Issuer + "/.well-known/jwks.json",
 		Coordinator: cc.Listen, Threshold: o.Threshold, CA: o.path("ca.crt"),
 		Caller:    mtls.Files{Cert: o.path("certs", "caller.crt"), Key: o.path("certs", "caller.key"), CA: o.path("ca.crt")},
-		AuditLogs: []string{}}
+		AuditLogs: []string{cc.AuditLog}}
 	for _, ep := range cc.Signers {
 		pid, err := procs.start(o.Exe, o.path("logs", fmt.Sprintf("signer-%d.log", ep.ID)), "dev", "signer", "--dir", o.Dir, "--id", strconv.Itoa(int(ep.ID)))
 		if err != nil {
 			return err
 		}
-		cl.Signers = append(cl.Signers, SignerInfo{ID: ep.ID, Addr: ep.Addr, PID: pid})
+		cl.Signers = append(cl.Signers, SignerInfo{ID: ep.ID, Addr: ep.Addr, PID: pid,
+			AuditLog: o.path("audit", fmt.Sprintf("signer-%d.ndjson", ep.ID))})
+		cl.AuditLogs = append(cl.AuditLogs, o.path("audit", fmt.Sprintf("signer-%d.ndjson", ep.ID)))
 	}
 	// First run: the signers make the key together, then publish the group.
 	if err := waitFor(ctx, 90*time.Second, func() error { return collectGroup(&o, cc) }); err != nil {
@@ -199,7 +206,7 @@ func Up(ctx context.Context, o Options) error {
 
 // setup makes the CA, certificates, passphrases and daemon configs.
 func setup(o *Options) error {
-	for _, d := range []string{"", "certs", "secrets", "logs", "dkg"} {
+	for _, d := range []string{"", "certs", "secrets", "logs", "dkg", "audit"} {
 		if err := os.MkdirAll(o.path(d), 0o700); err != nil {
 			return err
 		}
@@ -232,6 +239,9 @@ func setup(o *Options) error {
 	cc.Issuer = issuer
 	cc.TLS = coordFiles
 	cc.Group = o.path("group.json")
+	cc.AuditLog = o.path("audit", "coordinator.ndjson")
+	callers := signer.Callers{TrustBundle: o.path("ca.crt"), OIDC: o.OIDC}
+	cc.Callers = callers
 	for i := 1; i <= o.Signers; i++ {
 		id := uint16(i)
 		files, err := ca.Issue(o.path("certs"), fmt.Sprintf("signer-%d", id), leaf(SignerID(id)))
@@ -258,6 +268,8 @@ func setup(o *Options) error {
 		sc.Group = o.path(fmt.Sprintf("signer-%d", id), "group.json")
 		sc.Share = o.path(fmt.Sprintf("signer-%d", id), "share.sealed")
 		sc.Passphrase = "file:" + passFile
+		sc.Callers = callers
+		sc.AuditLog = o.path("audit", fmt.Sprintf("signer-%d.ndjson", id))
 		if err := writeJSON(o.path(fmt.Sprintf("signer-%d.json", id)), sc); err != nil {
 			return err
 		}

@@ -9,7 +9,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -18,8 +20,11 @@ import (
 	"github.com/frostmint/frostmint/coordinator"
 	"github.com/frostmint/frostmint/coordinator/client"
 	"github.com/frostmint/frostmint/coordinator/devcluster"
+	"github.com/frostmint/frostmint/policy/audit"
+	mintv1 "github.com/frostmint/frostmint/proto/frostmint/mint/v1"
 	"github.com/frostmint/frostmint/signer"
 	"github.com/frostmint/frostmint/verifier"
+	"github.com/frostmint/frostmint/verifier/evidence"
 	"github.com/frostmint/frostmint/verifier/jwks"
 	"github.com/frostmint/frostmint/verifier/mtls"
 )
@@ -32,6 +37,8 @@ Usage:
   frostmint demo [--dir DIR]                               start a cluster, mint, verify, stop
   frostmint mint --cluster FILE --audience AUD --scope S   mint a token (stdout)
   frostmint verify --jwks SRC --issuer ISS --audience AUD [--scope S] [TOKEN|-]
+  frostmint audit verify FILE...                           check audit log chains
+  frostmint audit diff --cluster FILE                      compare the coordinator's log with the signers'
   frostmint coordinator --config FILE                      run the coordinator daemon
   frostmint signer --config FILE                           run a signer daemon
 
@@ -79,6 +86,19 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return e.mint(ctx, args[1:])
 	case "verify":
 		return e.verify(ctx, args[1:])
+	case "audit":
+		if len(args) < 2 {
+			fmt.Fprint(stderr, "usage: frostmint audit verify|diff ...\n")
+			return exitUsage
+		}
+		switch args[1] {
+		case "verify":
+			return e.auditVerify(args[2:])
+		case "diff":
+			return e.auditDiff(args[2:])
+		}
+		fmt.Fprintf(stderr, "frostmint audit: unknown command %q\n", args[1])
+		return exitUsage
 	case "coordinator":
 		return e.daemon(ctx, "coordinator", args[1:], coordinator.RunConfigFile)
 	case "signer":
@@ -140,13 +160,15 @@ func (e env) devUp(ctx context.Context, args []string) int {
 	dir := fs.String("dir", "", "cluster `directory` (created if missing; reused if prepared)")
 	n := fs.Int("signers", 3, "number of signers")
 	t := fs.Int("threshold", 2, "signatures needed")
+	var oidc oidcFlags
+	fs.Var(&oidc, "trust-oidc", "trust an OIDC issuer: `name=N,issuer=URL,audience=AUD[,jwks=FILE|URL]` (repeatable; first run of a directory only)")
 	if code, ok := e.parse(fs, args); !ok {
 		return code
 	}
 	if *dir == "" || fs.NArg() > 0 {
 		return e.usageErr(fs, "--dir is required")
 	}
-	err := devcluster.Up(ctx, devcluster.Options{Dir: *dir, Signers: *n, Threshold: *t, Log: e.logger(),
+	err := devcluster.Up(ctx, devcluster.Options{Dir: *dir, Signers: *n, Threshold: *t, Log: e.logger(), OIDC: oidc,
 		Ready: func(c *devcluster.Cluster) {
 			fmt.Fprintf(e.stdout, "frostmint dev cluster ready: %d-of-%d, coordinator %s, issuer %s\ncluster file: %s\n",
 				c.Threshold, len(c.Signers), c.Coordinator, c.Issuer, filepath.Join(c.Dir, "cluster.json"))
@@ -185,6 +207,7 @@ func (e env) mint(ctx context.Context, args []string) int {
 	aud := fs.String("audience", "", "the token's audience (required)")
 	scope := fs.String("scope", "", "space-separated scopes (required)")
 	ttl := fs.Duration("ttl", 0, "token lifetime (default: the coordinator's, 5m; at most 15m)")
+	oidcToken := fs.String("oidc-token", "", "use an OIDC ID token from `FILE` (- for stdin) as evidence instead of the certificate")
 	timeout := fs.Duration("timeout", 10*time.Second, "give up after this long")
 	if code, ok := e.parse(fs, args); !ok {
 		return code
@@ -204,10 +227,25 @@ func (e env) mint(ctx context.Context, args []string) int {
 		}
 		addr, files = c.Coordinator, c.Caller
 	}
-	if addr == "" || files.Cert == "" || files.Key == "" || files.CA == "" {
-		return e.usageErr(fs, "give --cluster, or --coordinator with --cert, --key and --ca")
+	var cl *client.Client
+	var idToken string
+	var err error
+	if *oidcToken != "" {
+		if addr == "" {
+			return e.usageErr(fs, "give --cluster, or --coordinator (and --ca)")
+		}
+		idToken, err = e.readSecretArg(*oidcToken)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "frostmint mint: reading the OIDC token: %v\n", err)
+			return exitUsage
+		}
+		cl, err = client.DialOIDC(addr, files.CA)
+	} else {
+		if addr == "" || files.Cert == "" || files.Key == "" || files.CA == "" {
+			return e.usageErr(fs, "give --cluster, or --coordinator with --cert, --key and --ca (or --oidc-token)")
+		}
+		cl, err = client.Dial(addr, files)
 	}
-	cl, err := client.Dial(addr, files)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "frostmint mint: %v\n", err)
 		return exitRejected
@@ -215,7 +253,12 @@ func (e env) mint(ctx context.Context, args []string) int {
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	resp, err := cl.Mint(ctx, *aud, strings.Fields(*scope), *ttl)
+	var resp *mintv1.MintResponse
+	if idToken != "" {
+		resp, err = cl.MintOIDC(ctx, idToken, *aud, strings.Fields(*scope), *ttl)
+	} else {
+		resp, err = cl.Mint(ctx, *aud, strings.Fields(*scope), *ttl)
+	}
 	if err != nil {
 		st, _ := status.FromError(err)
 		fmt.Fprintf(e.stderr, "error: %s: %s\n", snake(st.Code().String()), st.Message())
@@ -309,4 +352,140 @@ func snake(s string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// readSecretArg reads a file, or stdin for "-", trimming whitespace.
+func (e env) readSecretArg(src string) (string, error) {
+	var b []byte
+	var err error
+	if src == "-" {
+		b, err = io.ReadAll(io.LimitReader(e.stdin, 64<<10))
+	} else {
+		b, err = os.ReadFile(src)
+	}
+	if err != nil {
+		return "", err
+	}
+	t := strings.TrimSpace(string(b))
+	if t == "" {
+		return "", errors.New("empty")
+	}
+	return t, nil
+}
+
+// oidcFlags collects --trust-oidc values.
+type oidcFlags []evidence.OIDCIssuer
+
+func (f *oidcFlags) String() string { return fmt.Sprint(len(*f), " issuers") }
+
+func (f *oidcFlags) Set(v string) error {
+	var iss evidence.OIDCIssuer
+	for _, kv := range strings.Split(v, ",") {
+		k, val, ok := strings.Cut(kv, "=")
+		if !ok {
+			return fmt.Errorf("%q is not key=value", kv)
+		}
+		switch k {
+		case "name":
+			iss.Name = val
+		case "issuer":
+			iss.Issuer = val
+		case "audience":
+			iss.Audience = val
+		case "jwks":
+			iss.JWKS = val
+		default:
+			return fmt.Errorf("unknown key %q (name, issuer, audience, jwks)", k)
+		}
+	}
+	if iss.Name == "" || iss.Issuer == "" || iss.Audience == "" {
+		return errors.New("name, issuer and audience are required")
+	}
+	*f = append(*f, iss)
+	return nil
+}
+
+func (e env) auditVerify(args []string) int {
+	fs := e.flags("audit verify", "audit verify FILE...")
+	if code, ok := e.parse(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() == 0 {
+		return e.usageErr(fs, "at least one log file is required")
+	}
+	code := exitOK
+	for _, f := range fs.Args() {
+		n, err := audit.Verify(f)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "error: %v\n", err)
+			code = exitRejected
+			continue
+		}
+		fmt.Fprintf(e.stdout, "%s: %d records, chain intact\n", f, n)
+	}
+	return code
+}
+
+func (e env) auditDiff(args []string) int {
+	fs := e.flags("audit diff", "audit diff --cluster DIR/cluster.json | --coordinator FILE --signer ID=FILE...")
+	cluster := fs.String("cluster", "", "cluster.json of a dev cluster (names every log)")
+	coord := fs.String("coordinator", "", "the coordinator's audit log `file`")
+	signers := map[uint16]string{}
+	fs.Func("signer", "a signer's audit log as `ID=FILE` (repeatable)", func(v string) error {
+		id, f, ok := strings.Cut(v, "=")
+		var n uint16
+		if _, err := fmt.Sscan(id, &n); !ok || err != nil || n == 0 || f == "" {
+			return errors.New("want ID=FILE")
+		}
+		signers[n] = f
+		return nil
+	})
+	if code, ok := e.parse(fs, args); !ok {
+		return code
+	}
+	if *cluster != "" {
+		c, err := devcluster.ReadCluster(*cluster)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "frostmint audit diff: %v\n", err)
+			return exitRejected
+		}
+		if len(c.AuditLogs) > 0 {
+			*coord = c.AuditLogs[0]
+		}
+		for _, s := range c.Signers {
+			signers[s.ID] = s.AuditLog
+		}
+	}
+	if *coord == "" || len(signers) == 0 || fs.NArg() > 0 {
+		return e.usageErr(fs, "give --cluster, or --coordinator and at least one --signer")
+	}
+	d, err := audit.Diff(*coord, signers)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "error: %v\n", err)
+		return exitRejected
+	}
+	if d.Empty() {
+		fmt.Fprintln(e.stdout, "no differences: every token the coordinator recorded was signed by the signers it names, and no signer signed anything else")
+		return exitOK
+	}
+	for _, id := range sortedIDs(d.MissingAtSigner) {
+		for _, j := range d.MissingAtSigner[id] {
+			fmt.Fprintf(e.stdout, "coordinator claims signer %d signed jti %s; signer %d's log has no such allow\n", id, j, id)
+		}
+	}
+	for _, id := range sortedIDs(d.UnknownToCoordinator) {
+		for _, j := range d.UnknownToCoordinator[id] {
+			fmt.Fprintf(e.stdout, "signer %d signed jti %s, which the coordinator never recorded as minted\n", id, j)
+		}
+	}
+	return exitRejected
+}
+
+func sortedIDs(m map[uint16][]string) []uint16 {
+	ids := make([]uint16, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
 }
