@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"time"
 
@@ -41,8 +40,9 @@ func (c Callers) Validate() error {
 
 // Verifier builds the evidence verifier of this configuration.
 func (c Callers) Verifier(ctx context.Context, now func() time.Time) (*evidence.Verifier, error) {
-	cfg := evidence.Config{OIDC: c.OIDC, MaxAge: time.Duration(c.MaxAge), Now: now,
-		HTTPClient: &http.Client{Timeout: 10 * time.Second}}
+	// A nil HTTPClient gets the evidence package's default, which refuses
+	// redirects to plain http.
+	cfg := evidence.Config{OIDC: c.OIDC, MaxAge: time.Duration(c.MaxAge), Now: now}
 	if c.TrustBundle != "" {
 		pem, err := os.ReadFile(c.TrustBundle)
 		if err != nil {

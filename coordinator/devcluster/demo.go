@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/frostmint/frostmint/coordinator/client"
+	"github.com/frostmint/frostmint/policy/audit"
 	"github.com/frostmint/frostmint/verifier"
 	"github.com/frostmint/frostmint/verifier/jwks"
 )
@@ -109,5 +110,12 @@ func demoMintVerify(ctx context.Context, cl *Cluster, say func(string, ...any), 
 		return fmt.Errorf("replaying the token was not refused: %v", err)
 	}
 	say("replaying the same token is refused: %v", "replayed")
+	for _, l := range cl.AuditLogs {
+		n, err := audit.Verify(l)
+		if err != nil {
+			return fmt.Errorf("audit log: %w", err)
+		}
+		say("audit log %s: %d records, chain intact", filepath.Base(l), n)
+	}
 	return nil
 }
