@@ -47,6 +47,8 @@ type Options struct {
 	CoordinatorOptions []coordinator.Option
 	// SignerOptions are passed to every signer.New.
 	SignerOptions []signer.Option
+	// SignerConfig, if set, adjusts every signer's config before start.
+	SignerConfig func(*signer.Config)
 	// Log receives every daemon's log (default: discarded).
 	Log io.Writer
 	// OIDC issuers trusted besides the test CA's certificates.
@@ -124,6 +126,9 @@ func Start(t testing.TB, o Options) *Cluster {
 		sc.Passphrase = "file:" + pass
 		sc.Callers = callers
 		sc.AuditLog = filepath.Join(dir, fmt.Sprintf("audit-signer-%d.ndjson", id))
+		if o.SignerConfig != nil {
+			o.SignerConfig(&sc)
+		}
 		sc.TLS, err = ca.Issue(dir, fmt.Sprintf("signer-%d", id), leaf(SignerIdentity(id)))
 		must(t, err)
 		lis, err := net.Listen("tcp", "127.0.0.1:0")
