@@ -20,6 +20,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/frostmint/frostmint/verifier/binding"
 )
 
 const (
@@ -70,6 +72,9 @@ type Claims struct {
 	NotBefore int64  `json:"nbf"`
 	Expiry    int64  `json:"exp"`
 	ID        string `json:"jti"`
+	// Binding, when present, is the one HTTP request the token is for
+	// (see package binding).
+	Binding *binding.Binding `json:"req,omitempty"`
 }
 
 // Scopes returns the space-separated scope claim as a list.
@@ -153,6 +158,11 @@ func (c *Claims) Validate(maxTTL time.Duration) error {
 	}
 	if c.Expiry <= c.NotBefore {
 		return fmt.Errorf("%w: exp not after nbf", ErrClaims)
+	}
+	if c.Binding != nil {
+		if err := c.Binding.Validate(); err != nil {
+			return fmt.Errorf("%w: req: %w", ErrClaims, err)
+		}
 	}
 	// In whole seconds: a Duration product could overflow and wrap.
 	if c.Expiry-c.IssuedAt > int64(maxTTL/time.Second) {
@@ -311,7 +321,7 @@ var (
 	headerMembers = map[string]bool{"alg": true, "typ": true, "kid": true}
 	claimMembers  = map[string]bool{
 		"iss": true, "sub": true, "client_id": true, "aud": true, "scope": true,
-		"iat": true, "nbf": true, "exp": true, "jti": true,
+		"iat": true, "nbf": true, "exp": true, "jti": true, "req": true,
 	}
 )
 
