@@ -33,4 +33,6 @@ type Record struct {
 	PolicyHash   string     `json:"policy_hash,omitempty"`
 	Signers      []uint16   `json:"signers,omitempty"` // the signers whose shares made the token
 	JTI          string     `json:"jti,omitempty"`
+	// Route is the verifier's route (gateway and middleware records).
+	Route string `json:"route,omitempty"`
 }
