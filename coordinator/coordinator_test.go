@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/frostmint/frostmint/coordinator"
+	"github.com/frostmint/frostmint/coordinator/client"
 	"github.com/frostmint/frostmint/coordinator/coordinatortest"
 	"github.com/frostmint/frostmint/policy"
 	"github.com/frostmint/frostmint/policy/limit"
@@ -24,6 +25,7 @@ import (
 	signv1 "github.com/frostmint/frostmint/proto/frostmint/sign/v1"
 	"github.com/frostmint/frostmint/signer"
 	"github.com/frostmint/frostmint/verifier"
+	"github.com/frostmint/frostmint/verifier/binding"
 	"github.com/frostmint/frostmint/verifier/jwks"
 	"github.com/frostmint/frostmint/verifier/mtls"
 	"github.com/frostmint/frostmint/verifier/token"
@@ -388,5 +390,27 @@ func TestLoadConfigRejectsUnknownKeys(t *testing.T) {
 	}
 	if _, err := coordinator.LoadConfig(p); err == nil {
 		t.Fatal("unknown key accepted")
+	}
+}
+
+func TestRequestBindingInToken(t *testing.T) {
+	c := coordinatortest.Start(t, coordinatortest.Options{N: 3, T: 2})
+	cl := c.Client(t)
+	b := binding.Binding{Method: "POST", Authority: "api.example.com", Path: "/v1/pay", BodySHA256: binding.BodyHash([]byte(`{"amount":1}`))}
+	resp, err := cl.Mint(ctx(t), "aud", []string{"read"}, 0, client.WithBinding(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := token.ParseCompact(resp.GetToken())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Claims.Binding == nil || *p.Claims.Binding != b {
+		t.Fatalf("req claim %+v, want %+v", p.Claims.Binding, b)
+	}
+	// A binding that is not canonical is refused before anything is signed.
+	_, err = cl.Mint(ctx(t), "aud", []string{"read"}, 0, client.WithBinding(binding.Binding{Method: "post", Authority: "x", Path: "/"}))
+	if err == nil {
+		t.Fatal("non-canonical binding accepted")
 	}
 }

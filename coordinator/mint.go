@@ -152,6 +152,7 @@ func (s *Server) mint(ctx context.Context, log *slog.Logger, pol Policy, rid str
 		Issuer: strings.TrimSuffix(s.cfg.Issuer, "/"), Subject: id.Subject, ClientID: id.ClientID,
 		Audience: req.GetAudience(), Scope: strings.Join(scopes, " "),
 		IssuedAt: iat, NotBefore: iat, Expiry: iat + int64(ttl/time.Second), ID: jti,
+		Binding: er.Binding,
 	}
 	rec.JTI = jti
 	rec.Granted = &audit.Granted{Audience: claims.Audience, Scope: claims.Scope, TTLSeconds: claims.Expiry - claims.IssuedAt, Expiry: claims.Expiry}

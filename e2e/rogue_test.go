@@ -24,6 +24,7 @@ import (
 	mintv1 "github.com/frostmint/frostmint/proto/frostmint/mint/v1"
 	signv1 "github.com/frostmint/frostmint/proto/frostmint/sign/v1"
 	"github.com/frostmint/frostmint/signer/frost"
+	"github.com/frostmint/frostmint/verifier/binding"
 	"github.com/frostmint/frostmint/verifier/evidence"
 	"github.com/frostmint/frostmint/verifier/evidence/oidctest"
 )
@@ -73,10 +74,15 @@ func newRogue(t *testing.T) *rogue {
 
 // certRequest is a genuine request by the dev caller, signed with its key.
 func (r *rogue) certRequest(aud string, scopes []string, ttl time.Duration, at time.Time) *mintv1.MintRequest {
+	return r.boundRequest(aud, scopes, ttl, at, nil)
+}
+
+// boundRequest is certRequest with an optional request binding.
+func (r *rogue) boundRequest(aud string, scopes []string, ttl time.Duration, at time.Time, b *binding.Binding) *mintv1.MintRequest {
 	nonce := make([]byte, 32)
 	rand.Read(nonce)
 	at = at.Truncate(time.Second)
-	er := evidence.Request{Audience: aud, Scopes: scopes, TTLSeconds: int64(ttl / time.Second), Nonce: nonce, Timestamp: at}
+	er := evidence.Request{Audience: aud, Scopes: scopes, TTLSeconds: int64(ttl / time.Second), Nonce: nonce, Timestamp: at, Binding: b}
 	sig, err := evidence.SignRequest(er, r.callerKey)
 	if err != nil {
 		r.t.Fatal(err)
@@ -85,6 +91,9 @@ func (r *rogue) certRequest(aud string, scopes []string, ttl time.Duration, at t
 		Evidence: &mintv1.MintRequest_Certificate{Certificate: &mintv1.CertificateProof{Chain: r.callerCert, Signature: sig}}}
 	if ttl > 0 {
 		req.Ttl = durationpb.New(ttl)
+	}
+	if b != nil {
+		req.Binding = &mintv1.RequestBinding{Method: b.Method, Authority: b.Authority, Path: b.Path, BodySha256: b.BodySHA256}
 	}
 	return req
 }
@@ -236,6 +245,18 @@ func TestRogueCoordinator(t *testing.T) {
 			}
 			req := r.oidcRequest(tok, devcluster.DemoAudience, []string{"read"})
 			return r.message("github:repo:frostmint/demo:ref:refs/heads/main", req, nil), req
+		}, "", codes.Unauthenticated, "evidence_untrusted"},
+		{"a request binding the caller did not ask for", func() ([]byte, *mintv1.MintRequest) {
+			req := r.certRequest(devcluster.DemoAudience, []string{"read"}, 0, now)
+			return r.message(caller, req, func(h, c map[string]any) {
+				c["req"] = map[string]any{"m": "GET", "a": "evil.example.com", "p": "/"}
+			}), req
+		}, "", codes.PermissionDenied, "token_mismatch"},
+		{"the caller's request binding stripped", func() ([]byte, *mintv1.MintRequest) {
+			b := &binding.Binding{Method: "POST", Authority: "api.example.com", Path: "/v1/pay"}
+			req := r.boundRequest(devcluster.DemoAudience, []string{"read"}, 0, now, b)
+			req.Binding = nil // the signed canonical request was v2: the signature no longer fits
+			return r.message(caller, req, nil), req
 		}, "", codes.Unauthenticated, "evidence_untrusted"},
 		{"no evidence at all", func() ([]byte, *mintv1.MintRequest) {
 			req := r.certRequest(devcluster.DemoAudience, []string{"read"}, 0, now)

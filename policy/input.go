@@ -15,7 +15,9 @@ import (
 //
 //	{
 //	  "caller":    {"subject", "client_id", "kind", "issuer" (if set), "claims" (if any)},
-//	  "request":   {"audience", "scopes" (always an array), "ttl_seconds"},
+//	  "request":   {"audience", "scopes" (always an array), "ttl_seconds",
+//	                "binding" (only when the caller binds the token to one request:
+//	                {"method", "authority", "path", "body_bound"})},
 //	  "time":      RFC 3339 in UTC with nanoseconds,
 //	  "time_unix": Unix seconds,
 //	  "signer_id": number,
@@ -49,6 +51,15 @@ func (in Input) value() (ast.Value, error) {
 		ast.Item(ast.StringTerm("scopes"), ast.ArrayTerm(scopes...)),
 		ast.Item(ast.StringTerm("ttl_seconds"), durationSeconds(in.Request.TTL)),
 	)
+	if b := in.Request.Binding; b != nil {
+		bo := ast.NewObject(
+			ast.Item(ast.StringTerm("method"), ast.StringTerm(b.Method)),
+			ast.Item(ast.StringTerm("authority"), ast.StringTerm(b.Authority)),
+			ast.Item(ast.StringTerm("path"), ast.StringTerm(b.Path)),
+			ast.Item(ast.StringTerm("body_bound"), ast.BooleanTerm(b.BodySHA256 != "")),
+		)
+		request.Insert(ast.StringTerm("binding"), ast.NewTerm(bo))
+	}
 
 	return ast.NewObject(
 		ast.Item(ast.StringTerm("caller"), ast.NewTerm(caller)),

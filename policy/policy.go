@@ -11,6 +11,8 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
+
+	"github.com/frostmint/frostmint/verifier/binding"
 )
 
 // DecisionQuery is the document every policy must define.
@@ -76,6 +78,9 @@ type Request struct {
 	Audience string        `json:"audience"`
 	Scopes   []string      `json:"scopes"`
 	TTL      time.Duration `json:"-"` // rendered as "ttl_seconds"
+	// Binding is the request the token is bound to, if any; rendered as
+	// "binding": {"method", "authority", "path", "body_bound"}.
+	Binding *binding.Binding `json:"-"`
 }
 
 // Decision is the policy's answer for one Input.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/frostmint/frostmint/policy"
 	mintv1 "github.com/frostmint/frostmint/proto/frostmint/mint/v1"
+	"github.com/frostmint/frostmint/verifier/binding"
 	"github.com/frostmint/frostmint/verifier/evidence"
 )
 
@@ -79,6 +80,12 @@ func CallerEvidence(r *mintv1.MintRequest) (evidence.Request, evidence.Evidence,
 		}
 		req.Timestamp = r.GetRequestedAt().AsTime()
 	}
+	if b := r.GetBinding(); b != nil {
+		req.Binding = &binding.Binding{Method: b.GetMethod(), Authority: b.GetAuthority(), Path: b.GetPath(), BodySHA256: b.GetBodySha256()}
+		if err := req.Binding.Validate(); err != nil {
+			return req, evidence.Evidence{}, fmt.Errorf("%w: binding: %w", evidence.ErrInvalid, err)
+		}
+	}
 	var ev evidence.Evidence
 	switch e := r.GetEvidence().(type) {
 	case *mintv1.MintRequest_Certificate:
@@ -97,7 +104,7 @@ func PolicyInput(id *evidence.Identity, req evidence.Request, ttl time.Duration,
 	return policy.Input{
 		Caller: policy.Caller{Subject: id.Subject, ClientID: id.ClientID, Kind: string(id.Kind),
 			Issuer: id.Issuer, Claims: id.Claims},
-		Request:  policy.Request{Audience: req.Audience, Scopes: req.Scopes, TTL: ttl},
+		Request:  policy.Request{Audience: req.Audience, Scopes: req.Scopes, TTL: ttl, Binding: req.Binding},
 		Time:     now,
 		SignerID: signerID,
 	}

@@ -98,6 +98,12 @@ func (s *Server) judge(ctx context.Context, pol Policy, req *signv1.SignRequest,
 	if c.Scope != strings.Join(er.Scopes, " ") {
 		bad = append(bad, fmt.Sprintf("scope %q was not requested (%q)", c.Scope, strings.Join(er.Scopes, " ")))
 	}
+	switch {
+	case (c.Binding == nil) != (er.Binding == nil):
+		bad = append(bad, "request binding differs from the caller's request")
+	case c.Binding != nil && *c.Binding != *er.Binding:
+		bad = append(bad, "request binding differs from the caller's request")
+	}
 	ttl := c.TTL()
 	if er.TTLSeconds > 0 && ttl > time.Duration(er.TTLSeconds)*time.Second {
 		bad = append(bad, fmt.Sprintf("lifetime %s is longer than requested", ttl))

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	mintv1 "github.com/frostmint/frostmint/proto/frostmint/mint/v1"
+	"github.com/frostmint/frostmint/verifier/binding"
 	"github.com/frostmint/frostmint/verifier/evidence"
 	"github.com/frostmint/frostmint/verifier/mtls"
 )
@@ -86,8 +87,21 @@ func dial(addr string, tc *tls.Config) (*Client, error) {
 // Close closes the connection.
 func (c *Client) Close() error { return c.conn.Close() }
 
+// Option adjusts one mint request.
+type Option func(*mintv1.MintRequest, *evidence.Request)
+
+// WithBinding binds the token to one HTTP request (see package binding):
+// verifiers will accept it for that request only.
+func WithBinding(b binding.Binding) Option {
+	return func(m *mintv1.MintRequest, e *evidence.Request) {
+		m.Binding = &mintv1.RequestBinding{Method: b.Method, Authority: b.Authority, Path: b.Path, BodySha256: b.BodySHA256}
+		bb := b
+		e.Binding = &bb
+	}
+}
+
 // request builds a MintRequest with a fresh nonce and the current time.
-func (c *Client) request(audience string, scopes []string, ttl time.Duration) (*mintv1.MintRequest, evidence.Request, error) {
+func (c *Client) request(audience string, scopes []string, ttl time.Duration, opts []Option) (*mintv1.MintRequest, evidence.Request, error) {
 	nonce := make([]byte, 32)
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, evidence.Request{}, err
@@ -97,17 +111,21 @@ func (c *Client) request(audience string, scopes []string, ttl time.Duration) (*
 	if ttl != 0 {
 		req.Ttl = durationpb.New(ttl)
 	}
-	return req, evidence.Request{Audience: audience, Scopes: scopes, TTLSeconds: int64(ttl / time.Second), Nonce: nonce, Timestamp: now}, nil
+	er := evidence.Request{Audience: audience, Scopes: scopes, TTLSeconds: int64(ttl / time.Second), Nonce: nonce, Timestamp: now}
+	for _, o := range opts {
+		o(req, &er)
+	}
+	return req, er, nil
 }
 
 // Mint asks for a token as a certificate caller; ttl 0 means the
 // coordinator's default. Errors are gRPC status errors from the
 // coordinator, or local errors when the request cannot be signed.
-func (c *Client) Mint(ctx context.Context, audience string, scopes []string, ttl time.Duration) (*mintv1.MintResponse, error) {
+func (c *Client) Mint(ctx context.Context, audience string, scopes []string, ttl time.Duration, opts ...Option) (*mintv1.MintResponse, error) {
 	if c.key == nil {
 		return nil, errors.New("client: no certificate: use MintOIDC")
 	}
-	req, er, err := c.request(audience, scopes, ttl)
+	req, er, err := c.request(audience, scopes, ttl, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -120,8 +138,8 @@ func (c *Client) Mint(ctx context.Context, audience string, scopes []string, ttl
 }
 
 // MintOIDC asks for a token with an OIDC ID token as evidence.
-func (c *Client) MintOIDC(ctx context.Context, idToken, audience string, scopes []string, ttl time.Duration) (*mintv1.MintResponse, error) {
-	req, _, err := c.request(audience, scopes, ttl)
+func (c *Client) MintOIDC(ctx context.Context, idToken, audience string, scopes []string, ttl time.Duration, opts ...Option) (*mintv1.MintResponse, error) {
+	req, _, err := c.request(audience, scopes, ttl, opts)
 	if err != nil {
 		return nil, err
 	}

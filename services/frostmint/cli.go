@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -24,6 +25,7 @@ import (
 	mintv1 "github.com/frostmint/frostmint/proto/frostmint/mint/v1"
 	"github.com/frostmint/frostmint/signer"
 	"github.com/frostmint/frostmint/verifier"
+	"github.com/frostmint/frostmint/verifier/binding"
 	"github.com/frostmint/frostmint/verifier/evidence"
 	"github.com/frostmint/frostmint/verifier/jwks"
 	"github.com/frostmint/frostmint/verifier/mtls"
@@ -208,6 +210,9 @@ func (e env) mint(ctx context.Context, args []string) int {
 	scope := fs.String("scope", "", "space-separated scopes (required)")
 	ttl := fs.Duration("ttl", 0, "token lifetime (default: the coordinator's, 5m; at most 15m)")
 	oidcToken := fs.String("oidc-token", "", "use an OIDC ID token from `FILE` (- for stdin) as evidence instead of the certificate")
+	bindMethod := fs.String("bind-method", "", "bind the token to one request: its `METHOD` (with --bind-url)")
+	bindURL := fs.String("bind-url", "", "bind the token to one request: its `URL` (scheme, authority and path; the query is not bound)")
+	bindBody := fs.String("bind-body", "", "bind the token to one request: its body, read from `FILE` (- for stdin)")
 	timeout := fs.Duration("timeout", 10*time.Second, "give up after this long")
 	if code, ok := e.parse(fs, args); !ok {
 		return code
@@ -226,6 +231,14 @@ func (e env) mint(ctx context.Context, args []string) int {
 			return exitRejected
 		}
 		addr, files = c.Coordinator, c.Caller
+	}
+	var opts []client.Option
+	if *bindMethod != "" || *bindURL != "" || *bindBody != "" {
+		b, err := e.requestBinding(*bindMethod, *bindURL, *bindBody)
+		if err != nil {
+			return e.usageErr(fs, err.Error())
+		}
+		opts = append(opts, client.WithBinding(b))
 	}
 	var cl *client.Client
 	var idToken string
@@ -255,9 +268,9 @@ func (e env) mint(ctx context.Context, args []string) int {
 	defer cancel()
 	var resp *mintv1.MintResponse
 	if idToken != "" {
-		resp, err = cl.MintOIDC(ctx, idToken, *aud, strings.Fields(*scope), *ttl)
+		resp, err = cl.MintOIDC(ctx, idToken, *aud, strings.Fields(*scope), *ttl, opts...)
 	} else {
-		resp, err = cl.Mint(ctx, *aud, strings.Fields(*scope), *ttl)
+		resp, err = cl.Mint(ctx, *aud, strings.Fields(*scope), *ttl, opts...)
 	}
 	if err != nil {
 		st, _ := status.FromError(err)
@@ -488,4 +501,27 @@ func sortedIDs(m map[uint16][]string) []uint16 {
 	}
 	slices.Sort(ids)
 	return ids
+}
+
+// requestBinding builds a request binding from the mint flags.
+func (e env) requestBinding(method, rawURL, bodySrc string) (binding.Binding, error) {
+	if method == "" || rawURL == "" {
+		return binding.Binding{}, errors.New("--bind-method and --bind-url go together")
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return binding.Binding{}, fmt.Errorf("--bind-url %q is not an http(s) URL", rawURL)
+	}
+	var body []byte
+	if bodySrc != "" {
+		if bodySrc == "-" {
+			body, err = io.ReadAll(e.stdin)
+		} else {
+			body, err = os.ReadFile(bodySrc)
+		}
+		if err != nil {
+			return binding.Binding{}, fmt.Errorf("--bind-body: %w", err)
+		}
+	}
+	return binding.New(strings.ToUpper(method), u.Host, u.Scheme, u.EscapedPath(), body, bodySrc != "")
 }

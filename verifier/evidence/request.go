@@ -17,6 +17,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/frostmint/frostmint/verifier/binding"
 	"github.com/frostmint/frostmint/verifier/token"
 )
 
@@ -48,6 +49,10 @@ const (
 // never be taken for a signature over anything else.
 const CanonicalPrefix = "frostmint mint request v1\n"
 
+// CanonicalPrefixV2 starts the canonical form of a request with a request
+// binding (see [Canonical]).
+const CanonicalPrefixV2 = "frostmint mint request v2\n"
+
 // Request is what a caller asks for; it is what a certificate caller signs.
 type Request struct {
 	Audience   string
@@ -55,6 +60,9 @@ type Request struct {
 	TTLSeconds int64     // 0 = the coordinator's default
 	Nonce      []byte    // 16..64 random bytes chosen by the caller
 	Timestamp  time.Time // when the caller made the request (second precision)
+	// Binding, when set, is the one HTTP request the token is to be bound
+	// to (package binding); it is part of what the caller signs.
+	Binding *binding.Binding
 }
 
 // NewRequest returns a request for audience and scopes with a fresh 32-byte
@@ -112,6 +120,16 @@ func NewRequest(audience string, scopes []string, ttlSeconds int64, now time.Tim
 //
 // So two requests encode to the same bytes exactly when they have the same
 // audience, scopes (in order), TTL, nonce and instant (time.Time.Equal).
+//
+// A request with a Binding is encoded as v2: the first line is
+// "frostmint mint request v2", and a seventh line follows the timestamp:
+//
+//	binding <Method> <Authority> <Path> <BodySHA256, or - when the body is not bound>
+//
+// whose components are in the canonical form of package binding (checked
+// with binding.Binding.Validate; none holds a space). A v1 and a v2
+// encoding never coincide, so a binding cannot be stripped from a signed
+// request.
 func Canonical(r Request) ([]byte, error) {
 	if err := checkRequest(r, true); err != nil {
 		return nil, err
@@ -121,8 +139,15 @@ func Canonical(r Request) ([]byte, error) {
 	for _, s := range r.Scopes {
 		n += len(s) + 1
 	}
+	if r.Binding != nil {
+		n += len(" binding    -\n") + len(r.Binding.Method) + len(r.Binding.Authority) + len(r.Binding.Path) + len(r.Binding.BodySHA256)
+	}
 	b := make([]byte, 0, n)
-	b = append(b, CanonicalPrefix...)
+	if r.Binding != nil {
+		b = append(b, CanonicalPrefixV2...)
+	} else {
+		b = append(b, CanonicalPrefix...)
+	}
 	b = append(b, "audience "...)
 	b = append(b, r.Audience...)
 	b = append(b, "\nscopes "...)
@@ -139,6 +164,21 @@ func Canonical(r Request) ([]byte, error) {
 	b = append(b, "\ntimestamp "...)
 	b = strconv.AppendInt(b, r.Timestamp.Unix(), 10)
 	b = append(b, '\n')
+	if bd := r.Binding; bd != nil {
+		b = append(b, "binding "...)
+		b = append(b, bd.Method...)
+		b = append(b, ' ')
+		b = append(b, bd.Authority...)
+		b = append(b, ' ')
+		b = append(b, bd.Path...)
+		b = append(b, ' ')
+		if bd.BodySHA256 == "" {
+			b = append(b, '-')
+		} else {
+			b = append(b, bd.BodySHA256...)
+		}
+		b = append(b, '\n')
+	}
 	return b, nil
 }
 
@@ -164,6 +204,11 @@ func checkRequest(r Request, proof bool) error {
 	}
 	if r.TTLSeconds < 0 {
 		return fmt.Errorf("%w: request ttl %d is negative", ErrInvalid, r.TTLSeconds)
+	}
+	if r.Binding != nil {
+		if err := r.Binding.Validate(); err != nil {
+			return fmt.Errorf("%w: request binding: %w", ErrInvalid, err)
+		}
 	}
 	if !proof {
 		return nil

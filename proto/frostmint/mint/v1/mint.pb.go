@@ -52,7 +52,11 @@ type MintRequest struct {
 	//
 	//	*MintRequest_Certificate
 	//	*MintRequest_OidcToken
-	Evidence      isMintRequest_Evidence `protobuf_oneof:"evidence"`
+	Evidence isMintRequest_Evidence `protobuf_oneof:"evidence"`
+	// Optional: the one HTTP request the token is for. The token then carries
+	// it as the claim "req" and verifiers refuse any other request. For a
+	// certificate caller it is part of the signed canonical request.
+	Binding       *RequestBinding `protobuf:"bytes,8,opt,name=binding,proto3" json:"binding,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -147,6 +151,13 @@ func (x *MintRequest) GetOidcToken() string {
 	return ""
 }
 
+func (x *MintRequest) GetBinding() *RequestBinding {
+	if x != nil {
+		return x.Binding
+	}
+	return nil
+}
+
 type isMintRequest_Evidence interface {
 	isMintRequest_Evidence()
 }
@@ -167,6 +178,81 @@ func (*MintRequest_Certificate) isMintRequest_Evidence() {}
 
 func (*MintRequest_OidcToken) isMintRequest_Evidence() {}
 
+// RequestBinding names one HTTP request, in the canonical form defined by
+// package verifier/binding.
+type RequestBinding struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Upper-case method, e.g. "POST".
+	Method string `protobuf:"bytes,1,opt,name=method,proto3" json:"method,omitempty"`
+	// Lower-case host, with the port only when not the scheme's default.
+	Authority string `protobuf:"bytes,2,opt,name=authority,proto3" json:"authority,omitempty"`
+	// The escaped path, starting with "/", without query.
+	Path string `protobuf:"bytes,3,opt,name=path,proto3" json:"path,omitempty"`
+	// Unpadded base64url SHA-256 of the body; empty when the body is not
+	// bound.
+	BodySha256    string `protobuf:"bytes,4,opt,name=body_sha256,json=bodySha256,proto3" json:"body_sha256,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequestBinding) Reset() {
+	*x = RequestBinding{}
+	mi := &file_frostmint_mint_v1_mint_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequestBinding) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequestBinding) ProtoMessage() {}
+
+func (x *RequestBinding) ProtoReflect() protoreflect.Message {
+	mi := &file_frostmint_mint_v1_mint_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequestBinding.ProtoReflect.Descriptor instead.
+func (*RequestBinding) Descriptor() ([]byte, []int) {
+	return file_frostmint_mint_v1_mint_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *RequestBinding) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *RequestBinding) GetAuthority() string {
+	if x != nil {
+		return x.Authority
+	}
+	return ""
+}
+
+func (x *RequestBinding) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *RequestBinding) GetBodySha256() string {
+	if x != nil {
+		return x.BodySha256
+	}
+	return ""
+}
+
 // CertificateProof binds a mint request to the caller's certificate key.
 type CertificateProof struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -181,7 +267,7 @@ type CertificateProof struct {
 
 func (x *CertificateProof) Reset() {
 	*x = CertificateProof{}
-	mi := &file_frostmint_mint_v1_mint_proto_msgTypes[1]
+	mi := &file_frostmint_mint_v1_mint_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -193,7 +279,7 @@ func (x *CertificateProof) String() string {
 func (*CertificateProof) ProtoMessage() {}
 
 func (x *CertificateProof) ProtoReflect() protoreflect.Message {
-	mi := &file_frostmint_mint_v1_mint_proto_msgTypes[1]
+	mi := &file_frostmint_mint_v1_mint_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -206,7 +292,7 @@ func (x *CertificateProof) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertificateProof.ProtoReflect.Descriptor instead.
 func (*CertificateProof) Descriptor() ([]byte, []int) {
-	return file_frostmint_mint_v1_mint_proto_rawDescGZIP(), []int{1}
+	return file_frostmint_mint_v1_mint_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *CertificateProof) GetChain() [][]byte {
@@ -242,7 +328,7 @@ type MintResponse struct {
 
 func (x *MintResponse) Reset() {
 	*x = MintResponse{}
-	mi := &file_frostmint_mint_v1_mint_proto_msgTypes[2]
+	mi := &file_frostmint_mint_v1_mint_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -254,7 +340,7 @@ func (x *MintResponse) String() string {
 func (*MintResponse) ProtoMessage() {}
 
 func (x *MintResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_frostmint_mint_v1_mint_proto_msgTypes[2]
+	mi := &file_frostmint_mint_v1_mint_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -267,7 +353,7 @@ func (x *MintResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MintResponse.ProtoReflect.Descriptor instead.
 func (*MintResponse) Descriptor() ([]byte, []int) {
-	return file_frostmint_mint_v1_mint_proto_rawDescGZIP(), []int{2}
+	return file_frostmint_mint_v1_mint_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *MintResponse) GetToken() string {
@@ -314,7 +400,7 @@ type GetStatusRequest struct {
 
 func (x *GetStatusRequest) Reset() {
 	*x = GetStatusRequest{}
-	mi := &file_frostmint_mint_v1_mint_proto_msgTypes[3]
+	mi := &file_frostmint_mint_v1_mint_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -326,7 +412,7 @@ func (x *GetStatusRequest) String() string {
 func (*GetStatusRequest) ProtoMessage() {}
 
 func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_frostmint_mint_v1_mint_proto_msgTypes[3]
+	mi := &file_frostmint_mint_v1_mint_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -339,7 +425,7 @@ func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetStatusRequest) Descriptor() ([]byte, []int) {
-	return file_frostmint_mint_v1_mint_proto_rawDescGZIP(), []int{3}
+	return file_frostmint_mint_v1_mint_proto_rawDescGZIP(), []int{4}
 }
 
 // GetStatusResponse describes the keys and the signer quorum.
@@ -363,7 +449,7 @@ type GetStatusResponse struct {
 
 func (x *GetStatusResponse) Reset() {
 	*x = GetStatusResponse{}
-	mi := &file_frostmint_mint_v1_mint_proto_msgTypes[4]
+	mi := &file_frostmint_mint_v1_mint_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -375,7 +461,7 @@ func (x *GetStatusResponse) String() string {
 func (*GetStatusResponse) ProtoMessage() {}
 
 func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_frostmint_mint_v1_mint_proto_msgTypes[4]
+	mi := &file_frostmint_mint_v1_mint_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -388,7 +474,7 @@ func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetStatusResponse) Descriptor() ([]byte, []int) {
-	return file_frostmint_mint_v1_mint_proto_rawDescGZIP(), []int{4}
+	return file_frostmint_mint_v1_mint_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetStatusResponse) GetIssuer() string {
@@ -452,7 +538,7 @@ type SignerStatus struct {
 
 func (x *SignerStatus) Reset() {
 	*x = SignerStatus{}
-	mi := &file_frostmint_mint_v1_mint_proto_msgTypes[5]
+	mi := &file_frostmint_mint_v1_mint_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -464,7 +550,7 @@ func (x *SignerStatus) String() string {
 func (*SignerStatus) ProtoMessage() {}
 
 func (x *SignerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_frostmint_mint_v1_mint_proto_msgTypes[5]
+	mi := &file_frostmint_mint_v1_mint_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -477,7 +563,7 @@ func (x *SignerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignerStatus.ProtoReflect.Descriptor instead.
 func (*SignerStatus) Descriptor() ([]byte, []int) {
-	return file_frostmint_mint_v1_mint_proto_rawDescGZIP(), []int{5}
+	return file_frostmint_mint_v1_mint_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SignerStatus) GetId() uint32 {
@@ -519,7 +605,7 @@ var File_frostmint_mint_v1_mint_proto protoreflect.FileDescriptor
 
 const file_frostmint_mint_v1_mint_proto_rawDesc = "" +
 	"\n" +
-	"\x1cfrostmint/mint/v1/mint.proto\x12\x11frostmint.mint.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb9\x02\n" +
+	"\x1cfrostmint/mint/v1/mint.proto\x12\x11frostmint.mint.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf6\x02\n" +
 	"\vMintRequest\x12\x1a\n" +
 	"\baudience\x18\x01 \x01(\tR\baudience\x12\x16\n" +
 	"\x06scopes\x18\x02 \x03(\tR\x06scopes\x12+\n" +
@@ -528,9 +614,16 @@ const file_frostmint_mint_v1_mint_proto_rawDesc = "" +
 	"\frequested_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vrequestedAt\x12G\n" +
 	"\vcertificate\x18\x06 \x01(\v2#.frostmint.mint.v1.CertificateProofH\x00R\vcertificate\x12\x1f\n" +
 	"\n" +
-	"oidc_token\x18\a \x01(\tH\x00R\toidcTokenB\n" +
+	"oidc_token\x18\a \x01(\tH\x00R\toidcToken\x12;\n" +
+	"\abinding\x18\b \x01(\v2!.frostmint.mint.v1.RequestBindingR\abindingB\n" +
 	"\n" +
-	"\bevidence\"F\n" +
+	"\bevidence\"{\n" +
+	"\x0eRequestBinding\x12\x16\n" +
+	"\x06method\x18\x01 \x01(\tR\x06method\x12\x1c\n" +
+	"\tauthority\x18\x02 \x01(\tR\tauthority\x12\x12\n" +
+	"\x04path\x18\x03 \x01(\tR\x04path\x12\x1f\n" +
+	"\vbody_sha256\x18\x04 \x01(\tR\n" +
+	"bodySha256\"F\n" +
 	"\x10CertificateProof\x12\x14\n" +
 	"\x05chain\x18\x01 \x03(\fR\x05chain\x12\x1c\n" +
 	"\tsignature\x18\x02 \x01(\fR\tsignature\"\xb8\x01\n" +
@@ -575,32 +668,34 @@ func file_frostmint_mint_v1_mint_proto_rawDescGZIP() []byte {
 	return file_frostmint_mint_v1_mint_proto_rawDescData
 }
 
-var file_frostmint_mint_v1_mint_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_frostmint_mint_v1_mint_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_frostmint_mint_v1_mint_proto_goTypes = []any{
 	(*MintRequest)(nil),           // 0: frostmint.mint.v1.MintRequest
-	(*CertificateProof)(nil),      // 1: frostmint.mint.v1.CertificateProof
-	(*MintResponse)(nil),          // 2: frostmint.mint.v1.MintResponse
-	(*GetStatusRequest)(nil),      // 3: frostmint.mint.v1.GetStatusRequest
-	(*GetStatusResponse)(nil),     // 4: frostmint.mint.v1.GetStatusResponse
-	(*SignerStatus)(nil),          // 5: frostmint.mint.v1.SignerStatus
-	(*durationpb.Duration)(nil),   // 6: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
+	(*RequestBinding)(nil),        // 1: frostmint.mint.v1.RequestBinding
+	(*CertificateProof)(nil),      // 2: frostmint.mint.v1.CertificateProof
+	(*MintResponse)(nil),          // 3: frostmint.mint.v1.MintResponse
+	(*GetStatusRequest)(nil),      // 4: frostmint.mint.v1.GetStatusRequest
+	(*GetStatusResponse)(nil),     // 5: frostmint.mint.v1.GetStatusResponse
+	(*SignerStatus)(nil),          // 6: frostmint.mint.v1.SignerStatus
+	(*durationpb.Duration)(nil),   // 7: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
 }
 var file_frostmint_mint_v1_mint_proto_depIdxs = []int32{
-	6, // 0: frostmint.mint.v1.MintRequest.ttl:type_name -> google.protobuf.Duration
-	7, // 1: frostmint.mint.v1.MintRequest.requested_at:type_name -> google.protobuf.Timestamp
-	1, // 2: frostmint.mint.v1.MintRequest.certificate:type_name -> frostmint.mint.v1.CertificateProof
-	7, // 3: frostmint.mint.v1.MintResponse.expires_at:type_name -> google.protobuf.Timestamp
-	5, // 4: frostmint.mint.v1.GetStatusResponse.signers:type_name -> frostmint.mint.v1.SignerStatus
-	0, // 5: frostmint.mint.v1.MintService.Mint:input_type -> frostmint.mint.v1.MintRequest
-	3, // 6: frostmint.mint.v1.MintService.GetStatus:input_type -> frostmint.mint.v1.GetStatusRequest
-	2, // 7: frostmint.mint.v1.MintService.Mint:output_type -> frostmint.mint.v1.MintResponse
-	4, // 8: frostmint.mint.v1.MintService.GetStatus:output_type -> frostmint.mint.v1.GetStatusResponse
-	7, // [7:9] is the sub-list for method output_type
-	5, // [5:7] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	7, // 0: frostmint.mint.v1.MintRequest.ttl:type_name -> google.protobuf.Duration
+	8, // 1: frostmint.mint.v1.MintRequest.requested_at:type_name -> google.protobuf.Timestamp
+	2, // 2: frostmint.mint.v1.MintRequest.certificate:type_name -> frostmint.mint.v1.CertificateProof
+	1, // 3: frostmint.mint.v1.MintRequest.binding:type_name -> frostmint.mint.v1.RequestBinding
+	8, // 4: frostmint.mint.v1.MintResponse.expires_at:type_name -> google.protobuf.Timestamp
+	6, // 5: frostmint.mint.v1.GetStatusResponse.signers:type_name -> frostmint.mint.v1.SignerStatus
+	0, // 6: frostmint.mint.v1.MintService.Mint:input_type -> frostmint.mint.v1.MintRequest
+	4, // 7: frostmint.mint.v1.MintService.GetStatus:input_type -> frostmint.mint.v1.GetStatusRequest
+	3, // 8: frostmint.mint.v1.MintService.Mint:output_type -> frostmint.mint.v1.MintResponse
+	5, // 9: frostmint.mint.v1.MintService.GetStatus:output_type -> frostmint.mint.v1.GetStatusResponse
+	8, // [8:10] is the sub-list for method output_type
+	6, // [6:8] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_frostmint_mint_v1_mint_proto_init() }
@@ -618,7 +713,7 @@ func file_frostmint_mint_v1_mint_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_frostmint_mint_v1_mint_proto_rawDesc), len(file_frostmint_mint_v1_mint_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
