@@ -34,7 +34,8 @@ type Issuer struct {
 type Config struct {
 	// Issuers are the trusted issuers, at least one, with distinct names.
 	Issuers []Issuer
-	// Audience is the exact aud claim a token must carry. Required.
+	// Audience is the exact aud claim a token must carry, unless the
+	// [Requirements] of a Check name another. Required.
 	Audience string
 	// Leeway is the clock skew tolerated on exp, nbf and iat. Zero means
 	// [DefaultLeeway]; it may not be negative or exceed [MaxLeeway].

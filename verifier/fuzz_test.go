@@ -10,6 +10,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/frostmint/frostmint/verifier"
+	"github.com/frostmint/frostmint/verifier/binding"
 	"github.com/frostmint/frostmint/verifier/token"
 )
 
@@ -89,9 +90,19 @@ func checkAccepted(t *testing.T, issuers []verifier.Issuer, tok string, c *token
 		t.Fatalf("accepted claims do not re-encode: %v", err)
 	}
 	_, c2, err := token.ParseSigningInput(in)
-	if err != nil || c2 != *c {
+	if err != nil || !sameClaims(c2, *c) {
 		t.Fatalf("accepted claims do not round-trip: %+v, %v", c2, err)
 	}
+}
+
+// sameClaims compares claims by value, the binding included.
+func sameClaims(a, b token.Claims) bool {
+	x, y := a, b
+	x.Binding, y.Binding = nil, nil
+	if x != y || (a.Binding == nil) != (b.Binding == nil) {
+		return false
+	}
+	return a.Binding == nil || *a.Binding == *b.Binding
 }
 
 // FuzzVerifySigned is FuzzVerify on the JSON of the header and claims,
@@ -103,11 +114,38 @@ func FuzzVerifySigned(f *testing.F) {
 	f.Add(mustJSON(f, header(f, testKey("a1"))), claimsJSON(f, claims())+"}")
 	f.Add(mustJSON(f, header(f, testKey("a1"))), strings.Replace(claimsJSON(f, claims()), `"exp":1700000300`, `"exp":36028798718963968`, 1))
 	f.Add(mustJSON(f, header(f, testKey("a1"))), strings.Replace(claimsJSON(f, claims()), `"iat":1700000000`, `"iat":1700000031`, 1))
+	f.Add(mustJSON(f, header(f, testKey("a1"))), claimsJSON(f, func() token.Claims {
+		c := claims()
+		c.Binding = &binding.Binding{Method: "GET", Authority: "api.example", Path: "/"}
+		return c
+	}()))
 	issuers := testIssuers(f)
 	v := newVerifier(f, func(c *verifier.Config) { c.Replay = nopCache{} })
+	// Check with a binding checker that accepts any binding: it accepts
+	// what Verify does, and bound tokens Verify refuses.
+	var checked []binding.Binding
+	anyBinding := verifier.Requirements{Scopes: []string{"read"}, CheckBinding: func(b binding.Binding) error {
+		checked = append(checked, b)
+		return nil
+	}}
 	f.Fuzz(func(t *testing.T, headerJSON, claimsJSON string) {
 		tok := signRaw(testKey("a1"), headerJSON, claimsJSON)
+		checked = checked[:0]
+		cc, cerr := v.Check(t.Context(), tok, anyBinding)
 		c, err := v.Verify(t.Context(), tok, "read")
+		switch {
+		case cerr != nil:
+			if verifier.CodeOf(cerr) != verifier.CodeOf(err) || len(checked) != 0 {
+				t.Fatalf("Check = %v after %d binding checks, Verify = %v", cerr, len(checked), err)
+			}
+		case cc.Binding != nil:
+			if verifier.CodeOf(err) != verifier.CodeBindingMismatch || len(checked) != 1 || checked[0] != *cc.Binding {
+				t.Fatalf("bound token: Verify = %v, binding checks %v", err, checked)
+			}
+			checkAccepted(t, issuers, tok, cc)
+		case err != nil || len(checked) != 0:
+			t.Fatalf("unbound token: Check accepts, Verify = %v, binding checks %v", err, checked)
+		}
 		if err != nil {
 			if code := verifier.CodeOf(err); !slices.Contains(allCodes, code) || c != nil {
 				t.Fatalf("Verify = %v, %v", c, err)

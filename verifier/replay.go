@@ -1,7 +1,6 @@
 package verifier
 
 import (
-	"container/heap"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -40,21 +39,25 @@ var ErrReplayCacheFull = errors.New("verifier: replay cache full")
 // the verifier then refuses their tokens. Entries are indexed by the
 // SHA-256 of their key, so an entry takes the same room however long the
 // key, and are expired through a min-heap on expiry: Seen is O(log n).
+// Its structures hold no pointers, so the garbage collector does not scan
+// them, and a new entry reuses the slot of an expired one.
 // It is safe for concurrent use.
 type MemoryReplayCache struct {
 	now  func() time.Time
 	max  int
 	base time.Time // expiries are kept as offsets from base
 
-	mu   sync.Mutex
-	live map[[sha256.Size]byte]*replayEntry
-	heap replayHeap
+	mu      sync.Mutex
+	live    map[[sha256.Size]byte]int // key → slot in entries
+	entries []replayEntry             // slots; those on free are unused
+	free    []int
+	heap    []int // slots, a min-heap on expiry
 }
 
 type replayEntry struct {
 	key    [sha256.Size]byte
 	expiry time.Duration // since the cache's base
-	index  int           // in the heap
+	pos    int           // in the heap
 }
 
 // purgeBatch bounds the expired entries one Seen removes while the cache is
@@ -75,7 +78,7 @@ func NewMemoryReplayCache(max int, now func() time.Time) *MemoryReplayCache {
 		now:  now,
 		max:  max,
 		base: now(),
-		live: make(map[[sha256.Size]byte]*replayEntry),
+		live: make(map[[sha256.Size]byte]int),
 	}
 }
 
@@ -84,7 +87,19 @@ func NewMemoryReplayCache(max int, now func() time.Time) *MemoryReplayCache {
 // fails, with an error wrapping [ErrReplayCacheFull], when jti is not
 // recorded and the cache holds its maximum of live entries. It ignores ctx.
 func (c *MemoryReplayCache) Seen(_ context.Context, jti string, expiry time.Time) (bool, error) {
-	key := sha256.Sum256([]byte(jti))
+	var key [sha256.Size]byte
+	if len(jti) <= 256 {
+		// Hash a copy on the stack: []byte(jti) would allocate.
+		var stack [256]byte
+		key = sha256.Sum256(stack[:copy(stack[:], jti)])
+	} else {
+		key = sha256.Sum256([]byte(jti))
+	}
+	return c.seenKey(key, expiry)
+}
+
+// seenKey is Seen for the SHA-256 of the key.
+func (c *MemoryReplayCache) seenKey(key [sha256.Size]byte, expiry time.Time) (bool, error) {
 	// time.Time.Sub saturates, so times more than 292 years from base
 	// compare as the extreme durations, which is harmless at that distance.
 	exp := expiry.Sub(c.base)
@@ -93,17 +108,18 @@ func (c *MemoryReplayCache) Seen(_ context.Context, jti string, expiry time.Time
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.purge(now, purgeBatch)
-	if e, ok := c.live[key]; ok {
+	if i, ok := c.live[key]; ok {
+		e := &c.entries[i]
 		if e.expiry > now {
 			return true, nil
 		}
 		// Expired but not yet purged: the jti is free again.
 		if exp <= now {
-			c.remove(e)
+			c.remove(i)
 			return false, nil
 		}
 		e.expiry = exp
-		heap.Fix(&c.heap, e.index)
+		c.fix(e.pos)
 		return false, nil
 	}
 	if exp <= now {
@@ -115,9 +131,17 @@ func (c *MemoryReplayCache) Seen(_ context.Context, jti string, expiry time.Time
 			return false, fmt.Errorf("%w: %d live entries", ErrReplayCacheFull, c.max)
 		}
 	}
-	e := &replayEntry{key: key, expiry: exp}
-	c.live[key] = e
-	heap.Push(&c.heap, e)
+	var i int
+	if n := len(c.free); n > 0 {
+		i, c.free = c.free[n-1], c.free[:n-1]
+	} else {
+		i = len(c.entries)
+		c.entries = append(c.entries, replayEntry{})
+	}
+	c.entries[i] = replayEntry{key: key, expiry: exp, pos: len(c.heap)}
+	c.heap = append(c.heap, i)
+	c.up(len(c.heap) - 1)
+	c.live[key] = i
 	return false, nil
 }
 
@@ -131,36 +155,72 @@ func (c *MemoryReplayCache) Len() int {
 
 // purge removes up to n entries that expired at or before now.
 func (c *MemoryReplayCache) purge(now time.Duration, n int) {
-	for ; n > 0 && len(c.heap) > 0 && c.heap[0].expiry <= now; n-- {
+	for ; n > 0 && len(c.heap) > 0 && c.entries[c.heap[0]].expiry <= now; n-- {
 		c.remove(c.heap[0])
 	}
 }
 
-func (c *MemoryReplayCache) remove(e *replayEntry) {
-	heap.Remove(&c.heap, e.index)
-	delete(c.live, e.key)
+// remove forgets the entry in slot i.
+func (c *MemoryReplayCache) remove(i int) {
+	pos, last := c.entries[i].pos, len(c.heap)-1
+	if pos != last {
+		c.swap(pos, last)
+	}
+	c.heap = c.heap[:last]
+	if pos != last {
+		c.fix(pos)
+	}
+	delete(c.live, c.entries[i].key)
+	c.entries[i] = replayEntry{}
+	c.free = append(c.free, i)
 }
 
-// replayHeap is a min-heap of entries on expiry (container/heap).
-type replayHeap []*replayEntry
+// The heap, as container/heap has it, on slots instead of an interface.
 
-func (h replayHeap) Len() int           { return len(h) }
-func (h replayHeap) Less(i, j int) bool { return h[i].expiry < h[j].expiry }
-func (h replayHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].index = i
-	h[j].index = j
+func (c *MemoryReplayCache) less(a, b int) bool {
+	return c.entries[c.heap[a]].expiry < c.entries[c.heap[b]].expiry
 }
-func (h *replayHeap) Push(x any) {
-	e := x.(*replayEntry)
-	e.index = len(*h)
-	*h = append(*h, e)
+
+func (c *MemoryReplayCache) swap(a, b int) {
+	h := c.heap
+	h[a], h[b] = h[b], h[a]
+	c.entries[h[a]].pos = a
+	c.entries[h[b]].pos = b
 }
-func (h *replayHeap) Pop() any {
-	old := *h
-	e := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	e.index = -1
-	return e
+
+func (c *MemoryReplayCache) up(j int) {
+	for j > 0 {
+		i := (j - 1) / 2
+		if !c.less(j, i) {
+			break
+		}
+		c.swap(i, j)
+		j = i
+	}
+}
+
+func (c *MemoryReplayCache) down(i0 int) bool {
+	i, n := i0, len(c.heap)
+	for {
+		j := 2*i + 1
+		if j >= n || j < 0 { // j < 0: overflow
+			break
+		}
+		if k := j + 1; k < n && c.less(k, j) {
+			j = k
+		}
+		if !c.less(j, i) {
+			break
+		}
+		c.swap(i, j)
+		i = j
+	}
+	return i > i0
+}
+
+// fix restores the heap after the expiry at pos changed.
+func (c *MemoryReplayCache) fix(pos int) {
+	if !c.down(pos) {
+		c.up(pos)
+	}
 }

@@ -176,18 +176,6 @@ func TestVerifyConcurrent(t *testing.T) {
 	}
 }
 
-func BenchmarkVerify(b *testing.B) {
-	v := newVerifier(b, func(c *verifier.Config) { c.Replay = nopCache{} })
-	tok := good(b)
-	ctx := context.Background()
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := v.Verify(ctx, tok, "read"); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
 // BenchmarkVerifyBadSignature is the cost of refusing a forged token.
 func BenchmarkVerifyBadSignature(b *testing.B) {
 	v := newVerifier(b, func(c *verifier.Config) { c.Replay = nopCache{} })

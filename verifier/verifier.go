@@ -3,15 +3,13 @@ package verifier
 import (
 	"context"
 	"crypto/ed25519"
-	"encoding/base64"
-	"encoding/json"
+	"crypto/sha256"
 	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
+	"github.com/frostmint/frostmint/verifier/binding"
 	"github.com/frostmint/frostmint/verifier/jwks"
 	"github.com/frostmint/frostmint/verifier/token"
 )
@@ -58,18 +56,66 @@ func New(cfg Config) (*Verifier, error) {
 	return v, nil
 }
 
-// Verify checks tok and returns its claims if, and only if, every check
-// passes. requiredScopes are the scopes the request needs; the token must
-// grant all of them.
+// ReplayMode says whether a token may be used more than once.
+type ReplayMode int
+
+const (
+	// SingleUse, the default, accepts each token (issuer and jti) once:
+	// the replay cache refuses it afterwards ([CodeReplayed]).
+	SingleUse ReplayMode = iota
+	// Reusable accepts a token any number of times until it expires; the
+	// replay cache is not consulted. For routes that accept reusable
+	// tokens on purpose (a long-poll, a stream reconnecting), never as a
+	// way around an unavailable replay store.
+	Reusable
+)
+
+// Requirements are what one request or route requires of a token, beyond
+// the [Config]. The zero value requires only what the Config does: its
+// audience, no scope, single use, and a binding checked if the token has
+// one (which, with no CheckBinding, refuses it).
+type Requirements struct {
+	// Audience is the exact aud claim the route requires; "" means
+	// Config.Audience.
+	Audience string
+	// Scopes must each be granted by the token's scope claim.
+	Scopes []string
+	// Replay is SingleUse (the default) or Reusable. Any other value is
+	// SingleUse.
+	Replay ReplayMode
+	// RequireBinding refuses tokens without a req claim
+	// ([CodeBindingRequired]).
+	RequireBinding bool
+	// CheckBinding is called when the token carries a req claim, after the
+	// signature, time, audience and scope checks and before the replay
+	// check. It must return nil when the incoming request matches want
+	// (binding.Check does that), or an error: [CodeBindingMismatch], or
+	// [CodeBodyTooLarge] when the error wraps binding.ErrBodyTooLarge. A
+	// token with a binding and a nil CheckBinding is refused
+	// ([CodeBindingMismatch]): a verifier that cannot check the binding
+	// fails closed.
+	CheckBinding func(want binding.Binding) error
+}
+
+// Verify is [Verifier.Check] with Requirements{Scopes: requiredScopes}:
+// the configured audience, those scopes, single use, and no way to check a
+// request binding, so that a token bound to a request is refused
+// ([CodeBindingMismatch]).
+func (v *Verifier) Verify(ctx context.Context, tok string, requiredScopes ...string) (*token.Claims, error) {
+	return v.Check(ctx, tok, Requirements{Scopes: requiredScopes})
+}
+
+// Check checks tok against the [Config] and req, and returns its claims
+// if, and only if, every check passes.
 //
 // The checks, in order, and the [Code] of the [*Error] each returns:
 //
 //  1. tok is a compact JWS of the profile, at most 8 KiB, in canonical
 //     unpadded base64url, whose header and claims are each exactly one JSON
-//     object with no duplicate member, and whose signature is 64 bytes
+//     object in valid UTF-8, and whose signature is 64 bytes
 //     ([CodeMalformed]);
 //  2. the header is exactly {"alg":"EdDSA","typ":"at+jwt","kid":…}, with no
-//     other parameter ([CodeBadHeader]);
+//     other parameter and none twice ([CodeBadHeader]);
 //  3. every claim of the profile is present, once, with its type, and none
 //     other ([CodeMissingClaim]); exp - iat is within [token.MaxTTL]
 //     ([CodeTTLExceedsCap]);
@@ -79,24 +125,30 @@ func New(cfg Config) (*Verifier, error) {
 //  7. now < exp + leeway ([CodeExpired]), iat <= now + leeway
 //     ([CodeIssuedInFuture]), nbf <= now + leeway ([CodeNotYetValid]);
 //  8. exp - iat is within the configured MaxTTL ([CodeTTLExceedsCap]);
-//  9. aud is exactly the configured audience ([CodeWrongAudience]);
-//  10. every required scope is granted ([CodeInsufficientScope]);
-//  11. the token was not accepted before ([CodeReplayed]), which the replay
-//     cache must be able to tell ([CodeReplayStoreUnavailable]); the cache
-//     then remembers the token until exp + leeway.
+//  9. aud is exactly req.Audience, or the configured audience when that is
+//     "" ([CodeWrongAudience]);
+//  10. every scope of req.Scopes is granted ([CodeInsufficientScope]);
+//  11. the request binding: a token without a req claim is refused if
+//     req.RequireBinding ([CodeBindingRequired]); a token with one is
+//     refused unless req.CheckBinding accepts its binding
+//     ([CodeBindingMismatch], or [CodeBodyTooLarge]);
+//  12. unless req.Replay is Reusable, the token was not accepted before
+//     ([CodeReplayed]), which the replay cache must be able to tell
+//     ([CodeReplayStoreUnavailable]); the cache then remembers the token
+//     until exp + leeway.
 //
-// Claims are not trusted before step 6: steps 1 to 3 only refuse. Every
-// error is an [*Error]; its Err wraps token.ErrMalformed and the like,
-// jwks.ErrUnknownKey, or the replay cache's error ([ErrReplayCacheFull]…).
-func (v *Verifier) Verify(ctx context.Context, tok string, requiredScopes ...string) (*token.Claims, error) {
+// Claims are not trusted before step 6: steps 1 to 3 only refuse. A token
+// refused at any step but 12 takes no room in the replay cache, so a token
+// refused for its binding, say, can still be used for the request it is
+// bound to. Every error is an [*Error]; its Err wraps token.ErrMalformed
+// and the like, jwks.ErrUnknownKey, the error of CheckBinding, or the
+// replay cache's error ([ErrReplayCacheFull]…).
+func (v *Verifier) Check(ctx context.Context, tok string, req Requirements) (*token.Claims, error) {
 	p, err := token.ParseCompact(tok)
 	if err != nil {
 		return nil, parseError(err)
 	}
-	if err := strict(tok, p.SigningInput); err != nil {
-		return nil, refuse(CodeMalformed, err, "%v", err)
-	}
-	c := p.Claims
+	c := &p.Claims
 
 	keys, ok := v.issuers[c.Issuer]
 	if !ok {
@@ -133,23 +185,66 @@ func (v *Verifier) Verify(ctx context.Context, tok string, requiredScopes ...str
 	if ttl := c.Expiry - c.IssuedAt; ttl <= 0 || ttl > int64(v.maxTTL/time.Second) {
 		return nil, refuse(CodeTTLExceedsCap, nil, "lifetime %ds exceeds the cap %s", ttl, v.maxTTL)
 	}
-	if c.Audience != v.audience {
-		return nil, refuse(CodeWrongAudience, nil, "audience %s, want %s", clip(c.Audience), clip(v.audience))
+	audience := req.Audience
+	if audience == "" {
+		audience = v.audience
 	}
-	if !c.HasScopes(requiredScopes...) {
-		return nil, refuse(CodeInsufficientScope, nil, "scope %s lacks one of %s", clip(c.Scope), clip(strings.Join(requiredScopes, " ")))
+	if c.Audience != audience {
+		// A copy: req would otherwise leak to the heap through the reason,
+		// and with it the caller's Scopes (Verify's variadic slice).
+		return nil, refuse(CodeWrongAudience, nil, "audience %s, want %s", clip(c.Audience), clip(strings.Clone(audience)))
+	}
+	if !c.HasScopes(req.Scopes...) {
+		return nil, refuse(CodeInsufficientScope, nil, "scope %s lacks one of %s", clip(c.Scope), clip(strings.Join(req.Scopes, " ")))
+	}
+	if err := checkBinding(c, &req); err != nil {
+		return nil, err
+	}
+	if req.Replay == Reusable {
+		return c, nil
 	}
 
 	// exp is at most now + leeway + MaxTTL here, so this cannot overflow.
 	expiry := time.Unix(c.Expiry, 0).Add(v.leeway)
-	seen, err := v.replay.Seen(ctx, replayKey(c.Issuer, c.ID), expiry)
+	seen, err := v.seen(ctx, c.Issuer, c.ID, expiry)
 	if err != nil {
 		return nil, refuse(CodeReplayStoreUnavailable, err, "replay cache: %v", err)
 	}
 	if seen {
 		return nil, refuse(CodeReplayed, nil, "token %s of issuer %s was already used", clip(c.ID), clip(c.Issuer))
 	}
-	return &c, nil
+	return c, nil
+}
+
+// checkBinding is step 11 of Check.
+func checkBinding(c *token.Claims, req *Requirements) *Error {
+	if c.Binding == nil {
+		if req.RequireBinding {
+			return refuse(CodeBindingRequired, nil, "token %s is not bound to a request", clip(c.ID))
+		}
+		return nil
+	}
+	if req.CheckBinding == nil {
+		return refuse(CodeBindingMismatch, nil, "token %s is bound to a request, and this verifier does not check bindings", clip(c.ID))
+	}
+	if err := req.CheckBinding(*c.Binding); err != nil {
+		// The error names values of the token and the request: clipped.
+		if errors.Is(err, binding.ErrBodyTooLarge) {
+			return refuse(CodeBodyTooLarge, err, "request body too large to check the binding: %s", clip(err.Error()))
+		}
+		return refuse(CodeBindingMismatch, err, "request does not match the token's binding: %s", clip(err.Error()))
+	}
+	return nil
+}
+
+// seen asks the replay cache about the token (iss, jti). The in-memory
+// cache is asked without building the key as a string.
+func (v *Verifier) seen(ctx context.Context, iss, jti string, expiry time.Time) (bool, error) {
+	if m, ok := v.replay.(*MemoryReplayCache); ok {
+		var stack [256]byte
+		return m.seenKey(sha256.Sum256(appendReplayKey(stack[:0], iss, jti)), expiry)
+	}
+	return v.replay.Seen(ctx, replayKey(iss, jti), expiry)
 }
 
 // parseError maps the errors of token.ParseCompact to codes.
@@ -166,36 +261,19 @@ func parseError(err error) *Error {
 	return refuse(code, err, "%v", err)
 }
 
-// strict refuses what token.ParseCompact lets through although it is not
-// a canonical compact JWS of one JSON object per segment: characters
-// outside the base64url alphabet (base64 decoders skip CR and LF), trailing
-// data after a JSON object (a second "}" or "]", say), and invalid UTF-8.
-// Another JWT library would refuse such a token, and the same signed token
-// must not have several spellings. It is belt and braces over the token
-// package, and costs a scan and two small base64 decodings.
-func strict(tok string, signingInput []byte) error {
-	for i := 0; i < len(tok); i++ {
-		if !isBase64URL(tok[i]) && tok[i] != '.' {
-			return fmt.Errorf("%w: byte %d is not base64url", token.ErrMalformed, i)
-		}
-	}
-	h, c, _ := strings.Cut(string(signingInput), ".")
-	for _, seg := range []struct{ name, b64 string }{{"header", h}, {"claims", c}} {
-		b, err := base64.RawURLEncoding.Strict().DecodeString(seg.b64)
-		if err != nil || !utf8.Valid(b) || !json.Valid(b) {
-			return fmt.Errorf("%w: %s is not exactly one JSON object in UTF-8", token.ErrMalformed, seg.name)
-		}
-	}
-	return nil
-}
-
-func isBase64URL(b byte) bool {
-	return 'A' <= b && b <= 'Z' || 'a' <= b && b <= 'z' || '0' <= b && b <= '9' || b == '-' || b == '_'
-}
-
 // replayKey names a token in the replay cache: jti values are only unique
 // per issuer, so the issuer is part of the key, length-prefixed so that no
 // two (iss, jti) pairs share a key.
 func replayKey(iss, jti string) string {
-	return strconv.Itoa(len(iss)) + ":" + iss + ":" + jti
+	var stack [256]byte
+	return string(appendReplayKey(stack[:0], iss, jti))
+}
+
+// appendReplayKey appends the replay key of (iss, jti) to dst.
+func appendReplayKey(dst []byte, iss, jti string) []byte {
+	dst = strconv.AppendInt(dst, int64(len(iss)), 10)
+	dst = append(dst, ':')
+	dst = append(dst, iss...)
+	dst = append(dst, ':')
+	return append(dst, jti...)
 }

@@ -25,6 +25,7 @@ var allCodes = []verifier.Code{
 	verifier.CodeTTLExceedsCap, verifier.CodeUntrustedIssuer, verifier.CodeUnknownKey,
 	verifier.CodeBadSignature, verifier.CodeExpired, verifier.CodeIssuedInFuture,
 	verifier.CodeNotYetValid, verifier.CodeWrongAudience, verifier.CodeInsufficientScope,
+	verifier.CodeBindingRequired, verifier.CodeBindingMismatch, verifier.CodeBodyTooLarge,
 	verifier.CodeReplayed, verifier.CodeReplayStoreUnavailable,
 }
 
@@ -32,6 +33,10 @@ type verifyCase struct {
 	name   string
 	tok    func(t testing.TB) string
 	scopes []string
+	// req, if set, are the requirements of a Check (with Scopes from
+	// scopes when it has none); if nil, the case runs through both Verify
+	// and Check with Requirements{Scopes: scopes}, which must agree.
+	req    func(t testing.TB) verifier.Requirements
 	config func(*verifier.Config)
 	// before runs on the verifier before the token is verified.
 	before func(t *testing.T, v *verifier.Verifier, tok string)
@@ -96,7 +101,7 @@ func nonCanonicalS(sig []byte) []byte {
 
 func verifyCases() []verifyCase {
 	const leeway = 30 // DefaultLeeway, in seconds
-	return []verifyCase{
+	cases := []verifyCase{
 		// Accepted.
 		{name: "valid", tok: withClaims(nil)},
 		{name: "valid second key of issuer", tok: func(t testing.TB) string {
@@ -401,52 +406,87 @@ func verifyCases() []verifyCase {
 			}
 		}, want: verifier.CodeReplayStoreUnavailable, wantErr: verifier.ErrReplayCacheFull},
 	}
+	return append(cases, requirementCases()...)
+}
+
+// requirements returns the requirements of a case.
+func (tc verifyCase) requirements(t testing.TB) verifier.Requirements {
+	var r verifier.Requirements
+	if tc.req != nil {
+		r = tc.req(t)
+	}
+	if r.Scopes == nil {
+		r.Scopes = tc.scopes
+	}
+	return r
+}
+
+// checkers are the ways a case is checked: through Check with the case's
+// requirements and, for cases without requirements, through Verify.
+func (tc verifyCase) checkers() map[string]func(t testing.TB, v *verifier.Verifier, tok string) (*token.Claims, error) {
+	m := map[string]func(t testing.TB, v *verifier.Verifier, tok string) (*token.Claims, error){
+		"Check": func(t testing.TB, v *verifier.Verifier, tok string) (*token.Claims, error) {
+			return v.Check(t.Context(), tok, tc.requirements(t))
+		},
+	}
+	if tc.req == nil {
+		m["Verify"] = func(t testing.TB, v *verifier.Verifier, tok string) (*token.Claims, error) {
+			return v.Verify(t.Context(), tok, tc.scopes...)
+		}
+	}
+	return m
 }
 
 func TestVerify(t *testing.T) {
 	covered := map[verifier.Code]bool{}
 	for _, tc := range verifyCases() {
-		t.Run(tc.name, func(t *testing.T) {
-			cfg := testConfig(t)
-			if tc.config != nil {
-				tc.config(&cfg)
-			}
-			v, err := verifier.New(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			tok := tc.tok(t)
-			if tc.before != nil {
-				tc.before(t, v, tok)
-			}
-			c, err := v.Verify(t.Context(), tok, tc.scopes...)
-			if tc.want == "" {
+		for how, check := range tc.checkers() {
+			t.Run(how+"/"+tc.name, func(t *testing.T) {
+				cfg := testConfig(t)
+				if tc.config != nil {
+					tc.config(&cfg)
+				}
+				v, err := verifier.New(cfg)
 				if err != nil {
-					t.Fatalf("Verify = %v, want success", err)
+					t.Fatal(err)
 				}
-				if c == nil || c.Audience != audience {
-					t.Fatalf("Verify returned claims %+v", c)
+				tok := tc.tok(t)
+				if tc.before != nil {
+					tc.before(t, v, tok)
 				}
-				return
-			}
-			covered[tc.want] = true
-			if c != nil {
-				t.Fatalf("Verify returned claims with error %v", err)
-			}
-			var verr *verifier.Error
-			if !errors.As(err, &verr) {
-				t.Fatalf("Verify = %v (%T), want a *verifier.Error", err, err)
-			}
-			if verr.Code != tc.want || verifier.CodeOf(err) != tc.want {
-				t.Fatalf("Verify = %v, want code %s", err, tc.want)
-			}
-			if tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
-				t.Fatalf("Verify = %v, want it to wrap %v", err, tc.wantErr)
-			}
-			if got, want := err.Error(), string(tc.want)+": "+verr.Reason; got != want || verr.Reason == "" {
-				t.Fatalf("Error() = %q, want %q with a reason", got, want)
-			}
-		})
+				c, err := check(t, v, tok)
+				if tc.want == "" {
+					if err != nil {
+						t.Fatalf("%s = %v, want success", how, err)
+					}
+					wantAud := tc.requirements(t).Audience
+					if wantAud == "" {
+						wantAud = audience
+					}
+					if c == nil || c.Audience != wantAud {
+						t.Fatalf("%s returned claims %+v", how, c)
+					}
+					return
+				}
+				covered[tc.want] = true
+				if c != nil {
+					t.Fatalf("%s returned claims with error %v", how, err)
+				}
+				var verr *verifier.Error
+				if !errors.As(err, &verr) {
+					t.Fatalf("%s = %v (%T), want a *verifier.Error", how, err, err)
+				}
+				if verr.Code != tc.want || verifier.CodeOf(err) != tc.want {
+					t.Fatalf("%s = %v, want code %s", how, err, tc.want)
+				}
+				if tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
+					t.Fatalf("%s = %v, want it to wrap %v", how, err, tc.wantErr)
+				}
+				if got, want := err.Error(), string(tc.want)+": "+verr.Reason; got != want || verr.Reason == "" {
+					t.Fatalf("Error() = %q, want %q with a reason", got, want)
+				}
+			})
+		}
 	}
 	for _, code := range allCodes {
 		if !covered[code] {
@@ -473,8 +513,8 @@ func TestVerifyRefusalsSpareTheReplayCache(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := v.Verify(t.Context(), tc.tok(t), tc.scopes...); verifier.CodeOf(err) != tc.want {
-				t.Fatalf("Verify = %v, want %s", err, tc.want)
+			if _, err := v.Check(t.Context(), tc.tok(t), tc.requirements(t)); verifier.CodeOf(err) != tc.want {
+				t.Fatalf("Check = %v, want %s", err, tc.want)
 			}
 			if n := cache.calls.Load(); n != 0 {
 				t.Fatalf("a %s token reached the replay cache (%d calls)", tc.want, n)
