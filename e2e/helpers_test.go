@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"crypto"
+	"os"
+	"testing"
 
 	"github.com/frostmint/frostmint/signer/frost"
 )
@@ -23,4 +25,11 @@ func encodeList(groupFile string, encoded [][]byte) ([]byte, error) {
 		cs = append(cs, c)
 	}
 	return g.EncodeList(cs)
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
 }

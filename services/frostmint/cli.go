@@ -27,6 +27,7 @@ import (
 	"github.com/frostmint/frostmint/verifier"
 	"github.com/frostmint/frostmint/verifier/binding"
 	"github.com/frostmint/frostmint/verifier/evidence"
+	"github.com/frostmint/frostmint/verifier/gateway"
 	"github.com/frostmint/frostmint/verifier/jwks"
 	"github.com/frostmint/frostmint/verifier/mtls"
 )
@@ -41,6 +42,8 @@ Usage:
   frostmint verify --jwks SRC --issuer ISS --audience AUD [--scope S] [TOKEN|-]
   frostmint audit verify FILE...                           check audit log chains
   frostmint audit diff --cluster FILE                      compare the coordinator's log with the signers'
+  frostmint gateway --config FILE                          run the verifying reverse proxy (or the one-route flags:
+                                                           --listen --upstream --issuer --audience [--jwks --scope --redis])
   frostmint coordinator --config FILE                      run the coordinator daemon
   frostmint signer --config FILE                           run a signer daemon
 
@@ -101,6 +104,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 		fmt.Fprintf(stderr, "frostmint audit: unknown command %q\n", args[1])
 		return exitUsage
+	case "gateway":
+		return gateway.Main(ctx, args[1:], stdout, stderr)
 	case "coordinator":
 		return e.daemon(ctx, "coordinator", args[1:], coordinator.RunConfigFile)
 	case "signer":
