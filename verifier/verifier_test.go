@@ -222,8 +222,9 @@ func verifyCases() []verifyCase {
 		{name: "duplicate alg", tok: rawHeader(`{"alg":"none","alg":"EdDSA","typ":"at+jwt","kid":"%s"}`), want: verifier.CodeBadHeader},
 		{name: "duplicate alg same value", tok: rawHeader(`{"alg":"EdDSA","alg":"EdDSA","typ":"at+jwt","kid":"%s"}`), want: verifier.CodeBadHeader},
 		{name: "duplicate kid", tok: rawHeader(`{"alg":"EdDSA","typ":"at+jwt","kid":"other","kid":"%s"}`), want: verifier.CodeBadHeader},
-		{name: "header array", tok: rawHeader(`[]`), want: verifier.CodeBadHeader},
-		{name: "header null", tok: rawHeader(`null`), want: verifier.CodeBadHeader},
+		// A JWS header is a JSON object (RFC 7515): anything else is malformed.
+		{name: "header array", tok: rawHeader(`[]`), want: verifier.CodeMalformed},
+		{name: "header null", tok: rawHeader(`null`), want: verifier.CodeMalformed},
 		{name: "header not JSON", tok: rawHeader(`alg=EdDSA`), want: verifier.CodeMalformed},
 
 		// missing_claim
@@ -255,7 +256,7 @@ func verifyCases() []verifyCase {
 		}, want: verifier.CodeMissingClaim},
 		{name: "claims array", tok: func(t testing.TB) string {
 			return signRaw(testKey("a1"), mustJSON(t, header(t, testKey("a1"))), `[]`)
-		}, want: verifier.CodeMissingClaim},
+		}, want: verifier.CodeMalformed},
 
 		// ttl_exceeds_cap
 		{name: "TTL over the profile cap", tok: rawClaims(nil, func(m map[string]any) {

@@ -464,8 +464,12 @@ func clipName(s string) string {
 	return s
 }
 
-// wellFormed reports whether s is one JSON value in valid UTF-8: what
+// wellFormed reports whether s is one JSON object in valid UTF-8: what
 // separates a malformed segment from a header or claims not of the profile.
 func wellFormed(s string) bool {
-	return utf8.ValidString(s) && json.Valid([]byte(s))
+	i := 0
+	for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n') {
+		i++
+	}
+	return i < len(s) && s[i] == '{' && utf8.ValidString(s) && json.Valid([]byte(s))
 }

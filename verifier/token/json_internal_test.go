@@ -150,7 +150,10 @@ func unpairedSurrogate(data []byte) bool {
 }
 
 // refWellFormed is wellFormed, restated.
-func refWellFormed(data []byte) bool { return utf8.Valid(data) && json.Valid(data) }
+func refWellFormed(data []byte) bool {
+	t := bytes.TrimLeft(data, " \t\r\n")
+	return len(t) > 0 && t[0] == '{' && utf8.Valid(data) && json.Valid(data)
+}
 
 // refAccept reports whether data passes the reference rules as an object
 // with members allowed.

@@ -283,13 +283,13 @@ func ParseSigningInput(in []byte) (Header, Claims, error) {
 }
 
 // parseJSON parses the decoded header and claims. A refusal is
-// [ErrMalformed] when either segment is not one JSON value in valid UTF-8,
+// [ErrMalformed] when either segment is not one JSON object in valid UTF-8,
 // whichever check refused, so that the class of an error does not depend
 // on the order of the checks.
 func parseJSON(hj, cj string) (Header, Claims, error) {
 	refuse := func(class, err error) (Header, Claims, error) {
 		if !wellFormed(hj) || !wellFormed(cj) {
-			return Header{}, Claims{}, fmt.Errorf("%w: a segment is not a single valid JSON value in UTF-8", ErrMalformed)
+			return Header{}, Claims{}, fmt.Errorf("%w: a segment is not a single JSON object in valid UTF-8", ErrMalformed)
 		}
 		if class == nil {
 			return Header{}, Claims{}, err
