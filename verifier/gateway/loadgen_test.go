@@ -21,17 +21,17 @@ import (
 // httputil.ReverseProxy (with the gateway's upstream transport), and the
 // gateway (in-memory replay store, one single-use route requiring a scope,
 // so every request takes the real path: parse, Ed25519 verification,
-// claims, replay record, header rewrite). The same closed-loop load drives
-// each in turn: C concurrent clients with keep-alive connections, b.N
-// requests in all, each gateway request with its own pre-minted token.
-// Per-request latencies give p50 and p99 for both, and the overhead is the
-// gateway's minus the plain proxy's.
+// claims, replay record, header rewrite). One closed-loop load drives
+// both: C concurrent clients with keep-alive connections, each sending
+// request i to both proxies in turn (b.N to each; each gateway request
+// with its own pre-minted token). Per-request latencies give p50 and p99
+// for both, and the overhead is the gateway's minus the plain proxy's.
 //
 // With clients=1 nothing queues, and the overhead is the latency the
 // gateway adds to a request. With clients=16 the machine is saturated
-// (client, proxies and upstream share its cores), and latency is mostly
-// queueing: the overhead there is the gateway's extra CPU per request
-// times the queue depth.
+// (clients, proxies and upstream share its cores) and latency is mostly
+// queueing, shared by both since their requests interleave: the
+// difference there is the gateway's own work under load.
 func BenchmarkGatewayOverhead(b *testing.B) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
@@ -39,13 +39,13 @@ func BenchmarkGatewayOverhead(b *testing.B) {
 		w.Write([]byte("ok"))
 	}))
 	defer up.Close()
-	target, err := url.Parse(up.URL)
+	upURL, err := url.Parse(up.URL)
 	if err != nil {
 		b.Fatal(err)
 	}
 	plain := httptest.NewServer(&httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetURL(target)
+			pr.SetURL(upURL)
 			pr.SetXForwarded()
 		},
 		Transport:     newTransport(false),
@@ -64,15 +64,26 @@ func BenchmarkGatewayOverhead(b *testing.B) {
 
 	for _, clients := range []int{1, 16} {
 		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
+			// One client per target: keep-alive connections, no
+			// handshakes in the measurements.
+			newClient := func() *http.Client {
+				tr := &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients, DisableCompression: true}
+				b.Cleanup(tr.CloseIdleConnections)
+				return &http.Client{Transport: tr}
+			}
 			const warmup = 500
 			tokens := mintMany(b, b.N+warmup)
-			drive(b, plain.URL, clients, warmup, nil)
-			drive(b, gw.URL, clients, warmup, tokens[b.N:])
+			targets := []target{
+				{client: newClient(), url: plain.URL},
+				{client: newClient(), url: gw.URL, tokens: tokens[b.N:]},
+			}
+			drive(b, targets, clients, warmup)
 
 			b.ResetTimer()
-			plainLat := drive(b, plain.URL, clients, b.N, nil)
-			gwLat := drive(b, gw.URL, clients, b.N, tokens[:b.N])
+			targets[1].tokens = tokens[:b.N]
+			lat := drive(b, targets, clients, b.N)
 			b.StopTimer()
+			plainLat, gwLat := lat[0], lat[1]
 
 			p50p, p99p := percentile(plainLat, 50), percentile(plainLat, 99)
 			p50g, p99g := percentile(gwLat, 50), percentile(gwLat, 99)
@@ -118,16 +129,26 @@ func mintMany(b *testing.B, n int) []string {
 	return tokens
 }
 
-// drive sends n GET requests to base with clients concurrent
-// keep-alive clients, each sending its next request when the previous one
-// is answered, the i-th request with tokens[i] if tokens is not nil, and
-// returns every request's latency. Any answer but 200 fails the
+// target is a server the load generator sends requests to.
+type target struct {
+	client *http.Client
+	url    string
+	// tokens, if not nil, holds a token for each request.
+	tokens []string
+}
+
+// drive sends n GET requests to each target with clients concurrent
+// keep-alive clients. Each client takes the next index i and sends request
+// i to every target in turn, starting with a different target each time,
+// so that whatever the machine does meanwhile (GC, other processes) hits
+// every target alike. Request i to a target with tokens carries tokens[i].
+// drive returns each target's latencies. Any answer but 200 fails the
 // benchmark.
-func drive(b *testing.B, base string, clients, n int, tokens []string) []time.Duration {
-	tr := &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients, DisableCompression: true}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr}
-	lat := make([]time.Duration, n)
+func drive(b *testing.B, targets []target, clients, n int) [][]time.Duration {
+	lat := make([][]time.Duration, len(targets))
+	for i := range lat {
+		lat[i] = make([]time.Duration, n)
+	}
 	var next atomic.Int64
 	var bad atomic.Int64
 	var wg sync.WaitGroup
@@ -138,32 +159,36 @@ func drive(b *testing.B, base string, clients, n int, tokens []string) []time.Du
 				if i >= n {
 					return
 				}
-				req, err := http.NewRequest("GET", base+"/bench", nil)
-				if err != nil {
-					bad.Add(1)
-					return
-				}
-				if tokens != nil {
-					req.Header.Set("Authorization", "Bearer "+tokens[i])
-				}
-				t0 := time.Now()
-				resp, err := client.Do(req)
-				if err != nil {
-					bad.Add(1)
-					continue
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				lat[i] = time.Since(t0)
-				if resp.StatusCode != 200 {
-					bad.Add(1)
+				for k := range targets {
+					j := (i + k) % len(targets)
+					tg := &targets[j]
+					req, err := http.NewRequest("GET", tg.url+"/bench", nil)
+					if err != nil {
+						bad.Add(1)
+						return
+					}
+					if tg.tokens != nil {
+						req.Header.Set("Authorization", "Bearer "+tg.tokens[i])
+					}
+					t0 := time.Now()
+					resp, err := tg.client.Do(req)
+					if err != nil {
+						bad.Add(1)
+						continue
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					lat[j][i] = time.Since(t0)
+					if resp.StatusCode != 200 {
+						bad.Add(1)
+					}
 				}
 			}
 		})
 	}
 	wg.Wait()
 	if bad.Load() > 0 {
-		b.Fatalf("%s: %d of %d requests failed", base, bad.Load(), n)
+		b.Fatalf("%d of %d requests failed", bad.Load(), n*len(targets))
 	}
 	return lat
 }
