@@ -78,6 +78,10 @@ type Signer struct {
 
 	cancel context.CancelFunc
 	done   chan struct{}
+	// lis is the listener reserved for the first start: held open from
+	// the moment the port is chosen, so that no other process on the
+	// machine (parallel test packages) can take it meanwhile.
+	lis net.Listener
 }
 
 func leaf(id string) mtls.Leaf {
@@ -134,8 +138,8 @@ func Start(t testing.TB, o Options) *Cluster {
 		lis, err := net.Listen("tcp", "127.0.0.1:0")
 		must(t, err)
 		sc.Listen = lis.Addr().String()
-		lis.Close()
-		c.Signers[id] = &Signer{ID: id, Addr: sc.Listen, Config: sc}
+		t.Cleanup(func() { lis.Close() }) // if the cluster never started it
+		c.Signers[id] = &Signer{ID: id, Addr: sc.Listen, Config: sc, lis: lis}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -229,12 +233,13 @@ func (c *Cluster) StartSigner(t testing.TB, id uint16) {
 		svc = c.opts.Wrap(id, srv)
 	}
 	signv1.RegisterSignerServiceServer(gs, svc)
-	var lis net.Listener
-	for i := 0; i < 50; i++ { // the port may linger briefly after a stop
-		if lis, err = net.Listen("tcp", s.Addr); err == nil {
-			break
+	lis := s.lis
+	s.lis = nil
+	for i := 0; lis == nil && i < 50; i++ { // the port may linger briefly after a stop
+		if lis, err = net.Listen("tcp", s.Addr); err != nil {
+			lis = nil
+			time.Sleep(20 * time.Millisecond)
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 	must(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
