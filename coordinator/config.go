@@ -24,10 +24,14 @@ type Duration = signer.Duration
 type Endpoint struct {
 	// ID is the signer's FROST participant identifier.
 	ID uint16 `json:"id"`
-	// Addr is host:port.
+	// Addr is host:port. Empty for a guardian.
 	Addr string `json:"addr"`
 	// Identity is the SPIFFE ID the signer's certificate must carry.
 	Identity string `json:"identity"`
+	// Guardian marks a signer that dials in (GuardianService) instead of
+	// being dialled: a workstation behind NAT. It takes part once
+	// connected, and can ask its engineer to approve tokens.
+	Guardian bool `json:"guardian"`
 }
 
 // Config configures a coordinator.
@@ -44,8 +48,14 @@ type Config struct {
 	TLS mtls.Files `json:"tls"`
 	// HTTPTLS, when set, serves the discovery endpoints over HTTPS.
 	HTTPTLS *mtls.Files `json:"http_tls,omitempty"`
-	// Group is the public group file.
-	Group string `json:"group"`
+	// KeysDir holds the key epochs' public groups (package keydir) and the
+	// active marker; new epochs and a change of the active one are picked
+	// up while running. Retired epochs' keys stay in the JWKS until their
+	// last token has expired.
+	KeysDir string `json:"keys_dir"`
+	// ApprovalTimeout bounds the wait for a guardian's engineer (2m30s;
+	// keep it above the guardians' own approval_timeout).
+	ApprovalTimeout Duration `json:"approval_timeout"`
 	// Signers lists every signer.
 	Signers []Endpoint `json:"signers"`
 	// Policy is where the policy comes from (files, or a signed bundle),
@@ -82,6 +92,7 @@ func Default() Config {
 		PoolSize:         32,
 		CommitmentMaxAge: Duration(4 * time.Minute),
 		SignTimeout:      Duration(2 * time.Second),
+		ApprovalTimeout:  Duration(150 * time.Second),
 		Limits: limit.Config{
 			PerIdentity: limit.Rate{PerSecond: 10, Burst: 20},
 			PerScope:    limit.Rate{PerSecond: 5, Burst: 10},
@@ -102,8 +113,11 @@ func (c Config) Validate() error {
 	if err := c.TLS.Validate("coordinator"); err != nil {
 		errs = append(errs, err)
 	}
-	if c.Group == "" {
-		errs = append(errs, errors.New("group is required"))
+	if c.KeysDir == "" {
+		errs = append(errs, errors.New("keys_dir is required"))
+	}
+	if c.ApprovalTimeout <= 0 || time.Duration(c.ApprovalTimeout) > 30*time.Minute {
+		errs = append(errs, errors.New("approval_timeout must be in (0, 30m]"))
 	}
 	if len(c.Signers) == 0 {
 		errs = append(errs, errors.New("signers: at least one signer is required"))
@@ -114,8 +128,11 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("signers[%d]: id must be unique and non-zero", i))
 		}
 		seen[s.ID] = true
-		if s.Addr == "" {
-			errs = append(errs, fmt.Errorf("signers[%d]: addr is required", i))
+		switch {
+		case s.Addr == "" && !s.Guardian:
+			errs = append(errs, fmt.Errorf("signers[%d]: addr is required (or guardian: true for a signer that dials in)", i))
+		case s.Addr != "" && s.Guardian:
+			errs = append(errs, fmt.Errorf("signers[%d]: a guardian dials in and has no addr", i))
 		}
 		if err := mtls.CheckSPIFFE(s.Identity); err != nil {
 			errs = append(errs, fmt.Errorf("signers[%d]: identity: %w", i, err))

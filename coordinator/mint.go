@@ -134,9 +134,6 @@ func (s *Server) mint(ctx context.Context, log *slog.Logger, pol Policy, rid str
 		rec.Reasons = dec.Reasons
 		return nil, deny(codes.PermissionDenied, "policy_denied", nil, "policy denied the request: %s", strings.Join(dec.Reasons, "; "))
 	}
-	if dec.RequiresApproval {
-		return nil, deny(codes.FailedPrecondition, "approval_required", nil, "policy requires human approval for these scopes, and no guardian is configured")
-	}
 	if dec.MaxTTL > 0 && ttl > dec.MaxTTL {
 		if req.GetTtl() != nil {
 			return nil, deny(codes.PermissionDenied, "ttl_above_policy", nil, "policy allows at most %s for these scopes", dec.MaxTTL)
@@ -156,9 +153,23 @@ func (s *Server) mint(ctx context.Context, log *slog.Logger, pol Policy, rid str
 	}
 	rec.JTI = jti
 	rec.Granted = &audit.Granted{Audience: claims.Audience, Scope: claims.Scope, TTLSeconds: claims.Expiry - claims.IssuedAt, Expiry: claims.Expiry}
-	msg, err := token.SigningInput(token.Header{Algorithm: token.Algorithm, Type: token.Type, KeyID: s.kid}, claims)
+	key := s.active()
+	rec.KeyID = key.kid
+	msg, err := token.SigningInput(token.Header{Algorithm: token.Algorithm, Type: token.Type, KeyID: key.kid}, claims)
 	if err != nil {
 		return nil, deny(codes.InvalidArgument, "bad_request", err, "the request does not make a valid token: %v", err)
+	}
+	// A human approves before the evidence is spent: a declined request
+	// leaves the caller's evidence usable for another try.
+	var approvals []*signv1.Approval
+	if dec.RequiresApproval {
+		a, err := s.approve(ctx, log, rid, msg, req, pol.Hash())
+		if err != nil {
+			rec.Reasons = dec.Reasons
+			return nil, err
+		}
+		approvals = []*signv1.Approval{a}
+		rec.Approval = &audit.Approval{Guardian: s.identityOf(uint16(a.GetSignerId())), Approver: a.GetApprover()}
 	}
 	// The evidence mints this token and no other (the signers check too).
 	if err := s.uses.Use(ctx, id.UseKey, jti, id.Expiry); err != nil {
@@ -167,7 +178,8 @@ func (s *Server) mint(ctx context.Context, log *slog.Logger, pol Policy, rid str
 		}
 		return nil, deny(codes.Unavailable, "evidence_store", err, "cannot record the evidence's use now")
 	}
-	sig, ids, err := s.sign(ctx, log, rid, msg, req, pol.Hash())
+	sig, ids, err := s.sign(ctx, log, key, &signv1.SignRequest{Message: msg, RequestId: rid, CallerRequest: req,
+		PolicyHash: pol.Hash(), Approvals: approvals})
 	if err != nil {
 		var q *QuorumError
 		if errors.As(err, &q) {
@@ -202,14 +214,15 @@ func peerLeaf(ctx context.Context) ([]byte, bool) {
 	return ti.State.VerifiedChains[0][0].Raw, true
 }
 
-// sign collects t shares for msg and aggregates them, retrying with other
-// quorums when signers fail or refuse. It returns the signature and the
-// signer ids.
-func (s *Server) sign(ctx context.Context, log *slog.Logger, rid string, msg []byte, caller *mintv1.MintRequest, policyHash string) ([]byte, []uint16, error) {
+// sign collects t shares of key k for the message of base and aggregates
+// them, retrying with other quorums when signers fail or refuse. It
+// returns the signature and the signer ids.
+func (s *Server) sign(ctx context.Context, log *slog.Logger, k *activeKey, base *signv1.SignRequest) ([]byte, []uint16, error) {
+	msg := base.GetMessage()
 	excluded := map[uint16]string{}
 	refused := 0
 	for attempt := 0; attempt < len(s.pools); attempt++ {
-		q, err := s.pickQuorum(ctx, excluded)
+		q, err := s.pickQuorum(ctx, k, excluded)
 		if err != nil {
 			var qe *QuorumError
 			if errors.As(err, &qe) {
@@ -221,7 +234,7 @@ func (s *Server) sign(ctx context.Context, log *slog.Logger, rid string, msg []b
 		for i, m := range q {
 			cs[i] = m.c
 		}
-		list, err := s.group.EncodeList(cs)
+		list, err := k.group.EncodeList(cs)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -234,8 +247,14 @@ func (s *Server) sign(ctx context.Context, log *slog.Logger, rid string, msg []b
 				defer wg.Done()
 				cctx, cancel := context.WithTimeout(ctx, time.Duration(s.cfg.SignTimeout))
 				defer cancel()
-				resp, err := m.p.client.Sign(cctx, &signv1.SignRequest{Message: msg, CommitmentList: list,
-					RequestId: rid, CallerRequest: caller, PolicyHash: policyHash})
+				client := m.p.rpc()
+				if client == nil {
+					errs[i] = errAway
+					return
+				}
+				resp, err := client.Sign(cctx, &signv1.SignRequest{Message: msg, CommitmentList: list,
+					RequestId: base.GetRequestId(), CallerRequest: base.GetCallerRequest(), PolicyHash: base.GetPolicyHash(),
+					Approvals: base.GetApprovals()})
 				if err != nil {
 					errs[i] = err
 					return
@@ -281,7 +300,7 @@ func (s *Server) sign(ctx context.Context, log *slog.Logger, rid string, msg []b
 		if failed {
 			continue
 		}
-		sig, err := s.group.Aggregate(msg, cs, shares)
+		sig, err := k.group.Aggregate(msg, cs, shares)
 		var bad *frost.BadShareError
 		if errors.As(err, &bad) {
 			log.Error("signer returned an invalid share", "signer", bad.SignerID)
@@ -303,5 +322,5 @@ func (s *Server) sign(ctx context.Context, log *slog.Logger, rid string, msg []b
 		sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 		return sig, ids, nil
 	}
-	return nil, nil, &QuorumError{Threshold: int(s.group.Public().Threshold), Missing: excluded, Refused: refused}
+	return nil, nil, &QuorumError{Threshold: int(k.group.Public().Threshold), Missing: excluded, Refused: refused}
 }

@@ -11,31 +11,35 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
 
 	signv1 "github.com/frostmint/frostmint/proto/frostmint/sign/v1"
 	"github.com/frostmint/frostmint/signer/frost"
 	"github.com/frostmint/frostmint/verifier/mtls"
 )
 
-// pooled is a commitment fetched ahead of time.
+// pooled is a commitment fetched ahead of time, for one key epoch.
 type pooled struct {
 	c       frost.Commitment
+	kid     string
 	fetched time.Time
 }
 
 // pool is one signer: its connection and its commitments. It is safe for
-// concurrent use.
+// concurrent use. A guardian's pool has no connection of its own: it has a
+// client while the guardian's stream is up (see attach).
 type pool struct {
 	ep     Endpoint
-	conn   *grpc.ClientConn
-	client signv1.SignerServiceClient
-	group  *frost.Group
+	conn   *grpc.ClientConn // nil for a guardian
 	size   int
 	maxAge time.Duration
 	now    func() time.Time
 
 	mu       sync.Mutex
+	client   signv1.SignerServiceClient // nil while a guardian is away
+	approver bool                       // from Info: a human can approve through it
 	items    []pooled
 	bootID   string
 	healthy  bool
@@ -51,7 +55,10 @@ type pool struct {
 	refill   sync.Mutex // one refill at a time
 }
 
-func newPool(ep Endpoint, base *tls.Config, group *frost.Group, size int, maxAge time.Duration, now func() time.Time) (*pool, error) {
+func newPool(ep Endpoint, base *tls.Config, size int, maxAge time.Duration, now func() time.Time) (*pool, error) {
+	if ep.Guardian {
+		return &pool{ep: ep, size: size, maxAge: maxAge, now: now}, nil
+	}
 	tc := base.Clone()
 	want := ep.Identity
 	// The signer must present the identity configured for it: chain
@@ -85,8 +92,46 @@ func newPool(ep Endpoint, base *tls.Config, group *frost.Group, size int, maxAge
 	if err != nil {
 		return nil, fmt.Errorf("signer %d: %w", ep.ID, err)
 	}
-	return &pool{ep: ep, conn: conn, client: signv1.NewSignerServiceClient(conn), group: group,
+	return &pool{ep: ep, conn: conn, client: signv1.NewSignerServiceClient(conn),
 		size: size, maxAge: maxAge, now: now, healthy: true}, nil
+}
+
+// errAway is the error of a call to a guardian that is not connected.
+var errAway = status.Error(codes.Unavailable, "guardian not connected")
+
+// rpc returns the signer's client, or nil while a guardian is away.
+func (p *pool) rpc() signv1.SignerServiceClient {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.client
+}
+
+// attach makes a connected guardian's stream the pool's client. It fails
+// when another stream of that guardian is attached.
+func (p *pool) attach(c signv1.SignerServiceClient) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.client != nil {
+		return false
+	}
+	p.client, p.items, p.healthy, p.lastErr, p.failures = c, nil, true, nil, 0
+	return true
+}
+
+// detach forgets a guardian's stream that ended, and its commitments.
+func (p *pool) detach(c signv1.SignerServiceClient) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.client == c {
+		p.client, p.items, p.healthy, p.lastErr = nil, nil, false, errAway
+	}
+}
+
+// canApprove reports whether a human can approve through this signer now.
+func (p *pool) canApprove() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.client != nil && p.approver
 }
 
 // verifyChain checks the leaf against roots for any usage we issue.
@@ -110,15 +155,16 @@ func verifyChain(raw [][]byte, roots *x509.CertPool) error {
 	return err
 }
 
-// take removes and returns one fresh commitment, if any.
-func (p *pool) take() (frost.Commitment, bool) {
+// take removes and returns one fresh commitment of epoch kid, if any;
+// commitments of other epochs (before a key rotation) are dropped.
+func (p *pool) take(kid string) (frost.Commitment, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	cutoff := p.now().Add(-p.maxAge)
 	for len(p.items) > 0 {
 		it := p.items[len(p.items)-1]
 		p.items = p.items[:len(p.items)-1]
-		if it.fetched.After(cutoff) {
+		if it.kid == kid && it.fetched.After(cutoff) {
 			return it.c, true
 		}
 	}
@@ -143,7 +189,7 @@ func (p *pool) usable() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := p.now()
-	if now.Before(p.badUntil) {
+	if now.Before(p.badUntil) || p.client == nil {
 		return false
 	}
 	return p.healthy || !now.Before(p.retryAt)
@@ -191,18 +237,23 @@ func (p *pool) status() (healthy bool, n int, lastErr error) {
 	return p.healthy, len(p.items), p.lastErr
 }
 
-// fill tops the pool up to its size with one Commit call. A signer whose
-// boot id changed lost its nonces, so the pool is dropped first.
-func (p *pool) fill(ctx context.Context, timeout time.Duration) error {
+// fill tops the pool up to its size with commitments of key k, with one
+// Commit call. A signer whose boot id changed lost its nonces, so the pool
+// is dropped first.
+func (p *pool) fill(ctx context.Context, timeout time.Duration, k *activeKey) error {
 	p.refill.Lock()
 	defer p.refill.Unlock()
 	need := p.size - p.len()
 	if need <= 0 {
 		return nil
 	}
+	client := p.rpc()
+	if client == nil {
+		return errAway
+	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	resp, err := p.client.Commit(ctx, &signv1.CommitRequest{Count: uint32(need)})
+	resp, err := client.Commit(ctx, &signv1.CommitRequest{Count: uint32(need), KeyId: k.kid})
 	if err != nil {
 		p.markFailed(err)
 		return err
@@ -212,16 +263,21 @@ func (p *pool) fill(ctx context.Context, timeout time.Duration) error {
 		p.markFailed(err)
 		return err
 	}
+	if resp.GetKeyId() != k.kid {
+		err := fmt.Errorf("signer %d sent commitments for key %q, asked for %q", p.ep.ID, resp.GetKeyId(), k.kid)
+		p.markFailed(err)
+		return err
+	}
 	items := make([]pooled, 0, len(resp.GetCommitments()))
 	now := p.now()
 	for _, enc := range resp.GetCommitments() {
-		c, err := p.group.DecodeCommitment(enc)
+		c, err := k.group.DecodeCommitment(enc)
 		if err != nil || c.SignerID != p.ep.ID {
 			err = fmt.Errorf("signer %d sent an invalid commitment: %v", p.ep.ID, err)
 			p.markFailed(err)
 			return err
 		}
-		items = append(items, pooled{c: c, fetched: now})
+		items = append(items, pooled{c: c, kid: k.kid, fetched: now})
 	}
 	p.mu.Lock()
 	if p.bootID != resp.GetBootId() {
@@ -237,9 +293,13 @@ func (p *pool) fill(ctx context.Context, timeout time.Duration) error {
 // checkBoot asks the signer for its boot id and drops the pool when the
 // signer restarted.
 func (p *pool) checkBoot(ctx context.Context, timeout time.Duration) {
+	client := p.rpc()
+	if client == nil {
+		return
+	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	info, err := p.client.Info(ctx, &signv1.InfoRequest{})
+	info, err := client.Info(ctx, &signv1.InfoRequest{})
 	if err != nil {
 		p.markFailed(err)
 		p.drop()
@@ -251,6 +311,7 @@ func (p *pool) checkBoot(ctx context.Context, timeout time.Duration) {
 	}
 	p.bootID = info.GetBootId()
 	p.policy = info.GetPolicyHash()
+	p.approver = info.GetApprover()
 	p.mu.Unlock()
 	p.markOK()
 }

@@ -14,20 +14,23 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
 	"github.com/frostmint/frostmint/policy"
 	"github.com/frostmint/frostmint/policy/audit"
 	"github.com/frostmint/frostmint/policy/limit"
 	mintv1 "github.com/frostmint/frostmint/proto/frostmint/mint/v1"
+	signv1 "github.com/frostmint/frostmint/proto/frostmint/sign/v1"
 	"github.com/frostmint/frostmint/signer/frost"
+	"github.com/frostmint/frostmint/signer/keydir"
 	"github.com/frostmint/frostmint/verifier/evidence"
-	"github.com/frostmint/frostmint/verifier/jwks"
 	"github.com/frostmint/frostmint/verifier/mtls"
 	"github.com/frostmint/frostmint/verifier/token"
 )
@@ -50,14 +53,13 @@ type Auditor interface {
 // Server is the coordinator.
 type Server struct {
 	mintv1.UnimplementedMintServiceServer
+	signv1.UnimplementedGuardianServiceServer
 
 	cfg    Config
 	log    *slog.Logger
 	now    func() time.Time
 	policy Policy
-	group  *frost.Group
-	kid    string
-	jwks   []byte
+	keys   atomic.Pointer[keyset]
 	pools  []*pool
 
 	evidence *evidence.Verifier
@@ -86,26 +88,18 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("coordinator config: %w", err)
 	}
-	group, err := frost.ReadGroupFile(cfg.Group)
-	if err != nil {
-		return nil, err
-	}
-	pub := group.Public()
-	if len(cfg.Signers) != int(pub.MaxSigners) {
-		return nil, fmt.Errorf("coordinator config: %d signers configured, the group has %d", len(cfg.Signers), pub.MaxSigners)
-	}
-	kid, err := jwks.KeyID(pub.PublicKey)
-	if err != nil {
-		return nil, err
-	}
-	doc, err := jwks.Marshal(pub.PublicKey)
-	if err != nil {
-		return nil, err
-	}
-	s := &Server{cfg: cfg, log: log, now: time.Now, group: group, kid: kid, jwks: doc}
+	s := &Server{cfg: cfg, log: log, now: time.Now}
 	for _, o := range opts {
 		o(s)
 	}
+	if _, err := keydir.EnsureActive(cfg.KeysDir, s.now()); err != nil {
+		return nil, fmt.Errorf("coordinator: keys: %w", err)
+	}
+	ks, err := loadKeys(cfg.KeysDir, len(cfg.Signers), time.Duration(cfg.MaxTTL), s.now())
+	if err != nil {
+		return nil, fmt.Errorf("coordinator: keys: %w", err)
+	}
+	s.keys.Store(ks)
 	if s.policy == nil {
 		r, err := cfg.Policy.Open(ctx, log)
 		if err != nil {
@@ -133,7 +127,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 		return nil, err
 	}
 	for _, ep := range cfg.Signers {
-		p, err := newPool(ep, base, group, cfg.PoolSize, time.Duration(cfg.CommitmentMaxAge), s.now)
+		p, err := newPool(ep, base, cfg.PoolSize, time.Duration(cfg.CommitmentMaxAge), s.now)
 		if err != nil {
 			s.Close()
 			return nil, err
@@ -146,7 +140,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 // Close closes the signer connections and the audit log.
 func (s *Server) Close() {
 	for _, p := range s.pools {
-		p.conn.Close()
+		if p.conn != nil {
+			p.conn.Close()
+		}
 	}
 	s.pools = nil
 	for _, c := range s.closers {
@@ -155,8 +151,31 @@ func (s *Server) Close() {
 	s.closers = nil
 }
 
-// KeyID returns the kid of minted tokens.
-func (s *Server) KeyID() string { return s.kid }
+// KeyID returns the kid of minted tokens: the active key epoch's.
+func (s *Server) KeyID() string { return s.keys.Load().active.kid }
+
+// active returns the key epoch to mint with.
+func (s *Server) active() *activeKey { return s.keys.Load().active }
+
+// ReloadKeys re-reads the keys dir: a new active epoch (a rotation) is
+// used from the next mint on, and the JWKS follows. On error the current
+// keys stay.
+func (s *Server) ReloadKeys() error {
+	ks, err := loadKeys(s.cfg.KeysDir, len(s.cfg.Signers), time.Duration(s.cfg.MaxTTL), s.now())
+	if err != nil {
+		return err
+	}
+	old := s.keys.Load()
+	if sameKeys(old, ks) {
+		return nil
+	}
+	s.keys.Store(ks)
+	if old.active.kid != ks.active.kid {
+		s.log.Info("active key changed", "from", old.active.kid, "to", ks.active.kid)
+	}
+	s.log.Info("JWKS keys", "published", ks.published)
+	return nil
+}
 
 // Run serves the Mint API and the discovery endpoints and keeps the
 // commitment pools full until ctx is done; then it stops gracefully within
@@ -187,8 +206,10 @@ func (s *Server) Serve(ctx context.Context, lis, hlis net.Listener) error {
 	if err != nil {
 		return err
 	}
-	gs := grpc.NewServer(grpc.Creds(credentials.NewTLS(tlsConf)))
+	gs := grpc.NewServer(grpc.Creds(credentials.NewTLS(tlsConf)),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 20 * time.Second, PermitWithoutStream: true}))
 	mintv1.RegisterMintServiceServer(gs, s)
+	signv1.RegisterGuardianServiceServer(gs, s)
 
 	var hs *http.Server
 	if hlis != nil {
@@ -235,7 +256,7 @@ func (s *Server) Serve(ctx context.Context, lis, hlis net.Listener) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = s.reloader.Run(ctx) }()
 	}
-	s.log.Info("coordinator listening", "grpc", lis.Addr().String(), "http", addrOf(hlis), "issuer", s.cfg.Issuer, "kid", s.kid)
+	s.log.Info("coordinator listening", "grpc", lis.Addr().String(), "http", addrOf(hlis), "issuer", s.cfg.Issuer, "kid", s.KeyID())
 
 	var runErr error
 	select {
@@ -266,12 +287,19 @@ func (s *Server) maintain(ctx context.Context) {
 	timeout := time.Duration(s.cfg.SignTimeout)
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
-	lastBoot := time.Time{}
+	lastBoot, lastKeys := time.Time{}, s.now()
 	for {
 		checkBoot := s.now().Sub(lastBoot) > 2*time.Second
 		if checkBoot {
 			lastBoot = s.now()
 		}
+		if s.now().Sub(lastKeys) > 5*time.Second {
+			lastKeys = s.now()
+			if err := s.ReloadKeys(); err != nil {
+				s.log.Error("cannot reload the keys dir; keeping the current keys", "err", err)
+			}
+		}
+		key := s.active()
 		var wg sync.WaitGroup
 		for _, p := range s.pools {
 			if !p.usable() {
@@ -284,7 +312,7 @@ func (s *Server) maintain(ctx context.Context) {
 					p.checkBoot(ctx, timeout)
 				}
 				if p.usable() && p.len() < (p.size+1)/2 {
-					if err := p.fill(ctx, timeout); err != nil && ctx.Err() == nil {
+					if err := p.fill(ctx, timeout, key); err != nil && ctx.Err() == nil {
 						s.log.Debug("refill failed", "signer", p.ep.ID, "err", err)
 					}
 				}
@@ -305,7 +333,7 @@ func (s *Server) HTTPHandler() http.Handler {
 	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/jwk-set+json")
 		w.Header().Set("Cache-Control", "public, max-age=300")
-		w.Write(s.jwks)
+		w.Write(s.keys.Load().jwks)
 	})
 	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -329,8 +357,9 @@ func (s *Server) JWKSURL() string {
 
 // GetStatus implements mintv1.MintServiceServer.
 func (s *Server) GetStatus(context.Context, *mintv1.GetStatusRequest) (*mintv1.GetStatusResponse, error) {
-	resp := &mintv1.GetStatusResponse{Issuer: s.cfg.Issuer, JwksJson: string(s.jwks), KeyId: s.kid,
-		Threshold: uint32(s.group.Public().Threshold), PolicyHash: s.policy.Hash()}
+	ks := s.keys.Load()
+	resp := &mintv1.GetStatusResponse{Issuer: s.cfg.Issuer, JwksJson: string(ks.jwks), KeyId: ks.active.kid,
+		Threshold: uint32(ks.active.group.Public().Threshold), PolicyHash: s.policy.Hash()}
 	for _, p := range s.pools {
 		h, n, _ := p.status()
 		resp.Signers = append(resp.Signers, &mintv1.SignerStatus{Id: uint32(p.ep.ID), Address: p.ep.Addr, Healthy: h,
@@ -412,10 +441,10 @@ type member struct {
 	c frost.Commitment
 }
 
-// pickQuorum takes one commitment from each of t usable signers, fetching
-// on demand when a pool is empty.
-func (s *Server) pickQuorum(ctx context.Context, excluded map[uint16]string) ([]member, error) {
-	t := int(s.group.Public().Threshold)
+// pickQuorum takes one commitment of key k from each of t usable signers,
+// fetching on demand when a pool is empty.
+func (s *Server) pickQuorum(ctx context.Context, k *activeKey, excluded map[uint16]string) ([]member, error) {
+	t := int(k.group.Public().Threshold)
 	cands := make([]*pool, 0, len(s.pools))
 	for _, p := range s.pools {
 		if _, ok := excluded[p.ep.ID]; !ok {
@@ -445,13 +474,13 @@ func (s *Server) pickQuorum(ctx context.Context, excluded map[uint16]string) ([]
 			missing[p.ep.ID] = "unavailable: " + describe(lastErr)
 			continue
 		}
-		c, ok := p.take()
+		c, ok := p.take(k.kid)
 		if !ok {
-			if err := p.fill(ctx, time.Duration(s.cfg.SignTimeout)); err != nil {
+			if err := p.fill(ctx, time.Duration(s.cfg.SignTimeout), k); err != nil {
 				missing[p.ep.ID] = "unavailable: " + describe(err)
 				continue
 			}
-			if c, ok = p.take(); !ok {
+			if c, ok = p.take(k.kid); !ok {
 				missing[p.ep.ID] = "no commitments"
 				continue
 			}

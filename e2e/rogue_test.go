@@ -24,6 +24,7 @@ import (
 	mintv1 "github.com/frostmint/frostmint/proto/frostmint/mint/v1"
 	signv1 "github.com/frostmint/frostmint/proto/frostmint/sign/v1"
 	"github.com/frostmint/frostmint/signer/frost"
+	"github.com/frostmint/frostmint/signer/keydir"
 	"github.com/frostmint/frostmint/verifier/binding"
 	"github.com/frostmint/frostmint/verifier/evidence"
 	"github.com/frostmint/frostmint/verifier/evidence/oidctest"
@@ -48,10 +49,6 @@ func newRogue(t *testing.T) *rogue {
 		f := filesOf("coordinator")
 		r.signers[s.ID] = signv1.NewSignerServiceClient(dialAs(t, s.Addr, &f, ""))
 	}
-	var err error
-	if r.group, err = frost.ReadGroupFile(filepath.Join(dir, "group.json")); err != nil {
-		t.Fatal(err)
-	}
 	info, err := r.signers[1].Info(context.Background(), &signv1.InfoRequest{})
 	if err != nil {
 		t.Fatal(err)
@@ -64,6 +61,9 @@ func newRogue(t *testing.T) *rogue {
 	}
 	json.Unmarshal(fetchJWKS(t), &set)
 	r.kid = set.Keys[0].Kid
+	if r.group, err = keydir.ReadGroup(filepath.Join(dir, "keys", "coordinator"), r.kid); err != nil {
+		t.Fatal(err)
+	}
 	kp, err := tls.LoadX509KeyPair(filesOf("caller").Cert, filesOf("caller").Key)
 	if err != nil {
 		t.Fatal(err)
@@ -135,7 +135,7 @@ func (r *rogue) sign(id uint16, rid string, msg []byte, req *mintv1.MintRequest,
 	}
 	var cs []frost.Commitment
 	for _, s := range []uint16{id, partner} {
-		resp, err := r.signers[s].Commit(ctx, &signv1.CommitRequest{Count: 1})
+		resp, err := r.signers[s].Commit(ctx, &signv1.CommitRequest{Count: 1, KeyId: r.kid})
 		if err != nil {
 			r.t.Fatal(err)
 		}
@@ -327,7 +327,7 @@ func TestNonceReuseImpossible(t *testing.T) {
 	defer cancel()
 	var cs []frost.Commitment
 	for _, s := range []uint16{1, 2} {
-		resp, err := r.signers[s].Commit(ctx, &signv1.CommitRequest{Count: 1})
+		resp, err := r.signers[s].Commit(ctx, &signv1.CommitRequest{Count: 1, KeyId: r.kid})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -349,7 +349,7 @@ func TestNonceReuseImpossible(t *testing.T) {
 	// Concurrent attempts on one fresh nonce: exactly one succeeds.
 	cs = cs[:0]
 	for _, s := range []uint16{1, 2} {
-		resp, _ := r.signers[s].Commit(ctx, &signv1.CommitRequest{Count: 1})
+		resp, _ := r.signers[s].Commit(ctx, &signv1.CommitRequest{Count: 1, KeyId: r.kid})
 		c, _ := r.group.DecodeCommitment(resp.GetCommitments()[0])
 		cs = append(cs, c)
 	}
@@ -380,11 +380,11 @@ func TestSignersOnlyServeTheCoordinator(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	f := filesOf("caller")
-	_, err := signv1.NewSignerServiceClient(dialAs(t, cluster.Signers[0].Addr, &f, "")).Commit(ctx, &signv1.CommitRequest{Count: 1})
+	_, err := signv1.NewSignerServiceClient(dialAs(t, cluster.Signers[0].Addr, &f, "")).Commit(ctx, &signv1.CommitRequest{Count: 1, KeyId: "any"})
 	if status.Code(err) != codes.PermissionDenied {
 		t.Fatalf("caller talking to a signer: got %v, want PermissionDenied", err)
 	}
-	_, err = signv1.NewSignerServiceClient(dialAs(t, cluster.Signers[0].Addr, nil, "")).Commit(ctx, &signv1.CommitRequest{Count: 1})
+	_, err = signv1.NewSignerServiceClient(dialAs(t, cluster.Signers[0].Addr, nil, "")).Commit(ctx, &signv1.CommitRequest{Count: 1, KeyId: "any"})
 	if err == nil {
 		t.Fatal("signer answered a client without certificate")
 	}

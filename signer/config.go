@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/frostmint/frostmint/policy/limit"
@@ -38,7 +39,8 @@ func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Durat
 type Config struct {
 	// ID is this signer's FROST participant identifier (1..n).
 	ID uint16 `json:"id"`
-	// Listen is the gRPC address, e.g. "127.0.0.1:7001".
+	// Listen is the gRPC address, e.g. "127.0.0.1:7001". A guardian (see
+	// Guardian) dials out instead and needs none.
 	Listen string `json:"listen"`
 	// TLS names the signer's certificate, key and the cluster CA.
 	TLS mtls.Files `json:"tls"`
@@ -46,13 +48,23 @@ type Config struct {
 	Coordinators []string `json:"coordinators"`
 	// Issuer is the iss every token must carry.
 	Issuer string `json:"issuer"`
-	// Group is the public group file (threshold, group key, public shares).
-	Group string `json:"group"`
-	// Share is the sealed key share file.
-	Share string `json:"share"`
-	// Passphrase names where the sealing passphrase comes from:
-	// "env:NAME" or "file:PATH". Never a literal.
-	Passphrase string `json:"passphrase"`
+	// KeysDir holds this signer's key epochs: one directory per kid with
+	// the group and the sealed share (package keydir). New epochs (from a
+	// ceremony) are picked up and retired ones dropped while running.
+	KeysDir string `json:"keys_dir"`
+	// Keystore is the URI of the backend that seals the shares:
+	// "pkcs11:…", "piv:…", or "file:?passphrase=…" (dev only; see
+	// keystore.Open).
+	Keystore string `json:"keystore"`
+	// Dev allows development-only settings (the file keystore).
+	Dev bool `json:"dev"`
+	// Guardian, when set, makes this signer a guardian: it dials out to
+	// the coordinator and can ask its engineer to approve tokens.
+	Guardian *GuardianConfig `json:"guardian,omitempty"`
+	// Approvers are the SPIFFE IDs of the guardians whose approvals this
+	// signer accepts for tokens the policy says need approval. Without
+	// any, such tokens are refused.
+	Approvers []string `json:"approvers"`
 	// NonceTTL is how long an unused nonce lives (default 10m).
 	NonceTTL Duration `json:"nonce_ttl"`
 	// MaxNonces bounds outstanding nonces (default 4096).
@@ -90,8 +102,18 @@ func (c Config) Validate() error {
 	if c.ID == 0 {
 		errs = append(errs, errors.New("id is required (1..n)"))
 	}
-	if c.Listen == "" {
-		errs = append(errs, errors.New("listen is required"))
+	if c.Listen == "" && c.Guardian == nil {
+		errs = append(errs, errors.New("listen is required (or guardian, to dial out)"))
+	}
+	if c.Guardian != nil {
+		if err := c.Guardian.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, id := range c.Approvers {
+		if err := mtls.CheckSPIFFE(id); err != nil {
+			errs = append(errs, fmt.Errorf("approvers: %w", err))
+		}
 	}
 	if err := c.TLS.Validate("signer"); err != nil {
 		errs = append(errs, err)
@@ -107,14 +129,14 @@ func (c Config) Validate() error {
 	if c.Issuer == "" {
 		errs = append(errs, errors.New("issuer is required"))
 	}
-	if c.Group == "" {
-		errs = append(errs, errors.New("group is required"))
+	if c.KeysDir == "" {
+		errs = append(errs, errors.New("keys_dir is required"))
 	}
-	if c.Share == "" {
-		errs = append(errs, errors.New("share is required"))
-	}
-	if c.Passphrase == "" {
-		errs = append(errs, errors.New("passphrase is required (env:NAME or file:PATH)"))
+	switch {
+	case c.Keystore == "":
+		errs = append(errs, errors.New("keystore is required (pkcs11:…, piv:…, or file:?passphrase=… in dev mode)"))
+	case strings.HasPrefix(c.Keystore, "file:") && !c.Dev:
+		errs = append(errs, errors.New("keystore: the file keystore is for development only (set dev, or use pkcs11: or piv:)"))
 	}
 	if c.NonceTTL <= 0 {
 		errs = append(errs, errors.New("nonce_ttl must be positive"))

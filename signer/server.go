@@ -3,6 +3,8 @@ package signer
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -24,7 +26,6 @@ import (
 	"github.com/frostmint/frostmint/signer/frost"
 	"github.com/frostmint/frostmint/signer/keystore"
 	"github.com/frostmint/frostmint/verifier/evidence"
-	"github.com/frostmint/frostmint/verifier/jwks"
 	"github.com/frostmint/frostmint/verifier/mtls"
 	"github.com/frostmint/frostmint/verifier/token"
 )
@@ -39,9 +40,11 @@ type Server struct {
 	cfg      Config
 	log      *slog.Logger
 	now      func() time.Time
-	group    *frost.Group
-	signer   *frost.Signer
-	kid      string
+	keys     *keyring
+	sealer   keystore.Sealer
+	approver Approver
+	roots    *x509.CertPool // the cluster CA: for approvals
+	identity *tls.Certificate
 	bootID   string
 	closers  []func() error
 	reloader *policy.Reloader
@@ -76,6 +79,14 @@ func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = n
 // WithPolicy replaces the policy from the config.
 func WithPolicy(p Policy) Option { return func(s *Server) { s.policy = p } }
 
+// WithSealer replaces the keystore of the config (tests, or a backend
+// opened by the caller, who then closes it).
+func WithSealer(k keystore.Sealer) Option { return func(s *Server) { s.sealer = k } }
+
+// WithApprover replaces the guardian's approver of the config (tests, or
+// an embedding application with its own way to ask).
+func WithApprover(a Approver) Option { return func(s *Server) { s.approver = a } }
+
 // New validates cfg, reads the group, unseals the share into memory and
 // returns a Server. Errors name the failing part and never carry secret
 // material.
@@ -83,52 +94,31 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("signer config: %w", err)
 	}
-	group, err := frost.ReadGroupFile(cfg.Group)
-	if err != nil {
-		return nil, err
-	}
-	pass, err := keystore.ReadPassphrase(cfg.Passphrase)
-	if err != nil {
-		return nil, err
-	}
-	sealer, err := keystore.NewPassphrase(pass, keystore.ScryptParams{})
-	keystore.Wipe(pass)
-	if err != nil {
-		return nil, err
-	}
-	sealed, err := os.ReadFile(cfg.Share)
-	if err != nil {
-		return nil, fmt.Errorf("signer %d: %w", cfg.ID, err)
-	}
-	secret, err := sealer.Unseal(sealed, ShareLabel(cfg.ID))
-	if err != nil {
-		return nil, fmt.Errorf("signer %d: unsealing share %s: %w", cfg.ID, cfg.Share, err)
-	}
-	fs, err := frost.NewSigner(group, secret, cfg.MaxNonces)
-	keystore.Wipe(secret)
-	if err != nil {
-		return nil, fmt.Errorf("signer %d: %w", cfg.ID, err)
-	}
-	if fs.ID() != cfg.ID {
-		fs.Close()
-		return nil, fmt.Errorf("signer: share is for participant %d, config says %d", fs.ID(), cfg.ID)
-	}
-	kid, err := jwks.KeyID(group.Public().PublicKey)
-	if err != nil {
-		fs.Close()
-		return nil, err
-	}
 	b := make([]byte, 16)
 	if _, err := rand.Read(b); err != nil {
-		fs.Close()
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, now: time.Now, group: group, signer: fs, kid: kid, bootID: hex.EncodeToString(b)}
+	s := &Server{cfg: cfg, log: log, now: time.Now, bootID: hex.EncodeToString(b), keys: &keyring{epochs: map[string]*epoch{}}}
 	for _, o := range opts {
 		o(s)
 	}
+	if s.sealer == nil {
+		k, err := keystore.Open(cfg.Keystore, keystore.Options{Dev: cfg.Dev})
+		if err != nil {
+			return nil, fmt.Errorf("signer %d: keystore: %w", cfg.ID, err)
+		}
+		s.sealer = k
+		s.closers = append(s.closers, k.Close)
+	}
+	if err := s.keys.sync(cfg.KeysDir, cfg.ID, s.sealer, cfg.MaxNonces, log); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("signer %d: %w", cfg.ID, err)
+	}
+	if len(s.keys.list()) == 0 {
+		log.Warn("no key epoch yet: this signer signs nothing until a key ceremony", "keys_dir", cfg.KeysDir)
+	}
 	if err := s.init(); err != nil {
-		fs.Close()
+		s.Close()
 		return nil, err
 	}
 	return s, nil
@@ -143,6 +133,24 @@ func (s *Server) init() error {
 		return fmt.Errorf("signer %d: %w", s.cfg.ID, err)
 	}
 	s.evidence = ev
+	cert, err := tls.LoadX509KeyPair(s.cfg.TLS.Cert, s.cfg.TLS.Key)
+	if err != nil {
+		return fmt.Errorf("signer %d: identity: %w", s.cfg.ID, err)
+	}
+	s.identity = &cert
+	caPEM, err := os.ReadFile(s.cfg.TLS.CA)
+	if err != nil {
+		return fmt.Errorf("signer %d: CA: %w", s.cfg.ID, err)
+	}
+	s.roots = x509.NewCertPool()
+	if !s.roots.AppendCertsFromPEM(caPEM) {
+		return fmt.Errorf("signer %d: CA file %s holds no certificate", s.cfg.ID, s.cfg.TLS.CA)
+	}
+	if s.cfg.Guardian != nil && s.approver == nil {
+		if s.approver, err = s.cfg.Guardian.newApprover(); err != nil {
+			return err
+		}
+	}
 	s.uses = evidence.NewMemoryUseStore(s.cfg.MaxEvidence, s.now)
 	s.limits = limit.New(s.cfg.Limits, s.now)
 	if s.policy == nil {
@@ -164,12 +172,26 @@ func (s *Server) init() error {
 	return nil
 }
 
-// ShareLabel is the keystore label of signer id's share.
-func ShareLabel(id uint16) string { return fmt.Sprintf("frostmint-share-%d", id) }
-
-// Run listens on the configured address and serves until ctx is done (see
-// [Server.Serve]).
+// Run serves until ctx is done: on the configured address (see
+// [Server.Serve]), and, for a guardian, over its stream to the coordinator
+// (see [Server.RunGuardian]).
 func (s *Server) Run(ctx context.Context) error {
+	if s.cfg.Listen == "" {
+		defer s.Close()
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go s.maintain(ctx)
+		return s.RunGuardian(ctx)
+	}
+	if s.cfg.Guardian != nil {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			if err := s.RunGuardian(ctx); err != nil {
+				s.log.Error("guardian stopped", "err", err)
+			}
+		}()
+	}
 	lis, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
 		s.Close()
@@ -188,25 +210,17 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 		return err
 	}
 	signv1.RegisterSignerServiceServer(gs, s)
-	s.log.Info("signer listening", "id", s.cfg.ID, "addr", lis.Addr().String(), "kid", s.kid, "boot_id", s.bootID)
+	s.log.Info("signer listening", "id", s.cfg.ID, "addr", lis.Addr().String(), "keys", s.keyIDs(), "boot_id", s.bootID)
 
 	errc := make(chan error, 1)
 	go func() { errc <- gs.Serve(lis) }()
-	if s.reloader != nil {
-		rctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		go s.reloader.Run(rctx) //nolint:errcheck // ends with ctx
-	}
-	tick := time.NewTicker(time.Duration(s.cfg.NonceTTL) / 4)
-	defer tick.Stop()
+	mctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go s.maintain(mctx)
 	for {
 		select {
 		case err := <-errc:
 			return fmt.Errorf("signer: serve: %w", err)
-		case <-tick.C:
-			if n := s.ExpireNonces(); n > 0 {
-				s.log.Debug("expired unused nonces", "count", n)
-			}
 		case <-ctx.Done():
 			stopped := make(chan struct{})
 			go func() { gs.GracefulStop(); close(stopped) }()
@@ -235,10 +249,49 @@ func (s *Server) GRPCServer() (*grpc.Server, error) {
 	), nil
 }
 
-// Close wipes the share and every nonce and closes the audit log; the
-// Server cannot sign after it.
+// maintain expires unused nonces, reloads the policy, and picks up new
+// and retired key epochs, until ctx is done.
+func (s *Server) maintain(ctx context.Context) {
+	if s.reloader != nil {
+		go s.reloader.Run(ctx) //nolint:errcheck // ends with ctx
+	}
+	expire := time.NewTicker(time.Duration(s.cfg.NonceTTL) / 4)
+	defer expire.Stop()
+	rescan := time.NewTicker(5 * time.Second)
+	defer rescan.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-expire.C:
+			if n := s.ExpireNonces(); n > 0 {
+				s.log.Debug("expired unused nonces", "count", n)
+			}
+		case <-rescan.C:
+			s.ReloadKeys() //nolint:errcheck // logged
+		}
+	}
+}
+
+// ReloadKeys makes the signer's epochs match its keys dir now: new epochs
+// (after a ceremony) are unsealed and loaded, retired ones wiped from
+// memory. Epochs that fail to load are logged, left out, and reported.
+func (s *Server) ReloadKeys() error {
+	return s.keys.sync(s.cfg.KeysDir, s.cfg.ID, s.sealer, s.cfg.MaxNonces, s.log)
+}
+
+func (s *Server) keyIDs() []string {
+	var ids []string
+	for _, e := range s.keys.list() {
+		ids = append(ids, e.kid)
+	}
+	return ids
+}
+
+// Close wipes the shares and every nonce and closes the keystore and the
+// audit log; the Server cannot sign after it.
 func (s *Server) Close() {
-	s.signer.Close()
+	s.keys.closeAll()
 	for _, c := range s.closers {
 		_ = c()
 	}
@@ -248,7 +301,12 @@ func (s *Server) Close() {
 // ExpireNonces drops nonces older than the configured nonce_ttl and
 // returns how many. Serve calls it periodically.
 func (s *Server) ExpireNonces() int {
-	return s.signer.Expire(s.now().Add(-time.Duration(s.cfg.NonceTTL)))
+	n := 0
+	cutoff := s.now().Add(-time.Duration(s.cfg.NonceTTL))
+	for _, e := range s.keys.list() {
+		n += e.signer.Expire(cutoff)
+	}
+	return n
 }
 
 // authorize admits only allowed coordinators.
@@ -267,16 +325,13 @@ func (s *Server) authorize(ctx context.Context, req any, info *grpc.UnaryServerI
 
 // Info implements signv1.SignerServiceServer.
 func (s *Server) Info(context.Context, *signv1.InfoRequest) (*signv1.InfoResponse, error) {
-	pub := s.group.Public()
-	return &signv1.InfoResponse{
-		SignerId:       uint32(s.cfg.ID),
-		PublicKeyShare: pub.Shares[s.cfg.ID],
-		GroupPublicKey: pub.PublicKey,
-		Threshold:      uint32(pub.Threshold),
-		MaxSigners:     uint32(pub.MaxSigners),
-		BootId:         s.bootID,
-		PolicyHash:     s.policy.Hash(),
-	}, nil
+	r := &signv1.InfoResponse{SignerId: uint32(s.cfg.ID), BootId: s.bootID, PolicyHash: s.policy.Hash(), Approver: s.approver != nil}
+	for _, e := range s.keys.list() {
+		pub := e.group.Public()
+		r.Keys = append(r.Keys, &signv1.KeyInfo{KeyId: e.kid, PublicKeyShare: pub.Shares[s.cfg.ID], GroupPublicKey: pub.PublicKey,
+			Threshold: uint32(pub.Threshold), MaxSigners: uint32(pub.MaxSigners)})
+	}
+	return r, nil
 }
 
 // Commit implements signv1.SignerServiceServer.
@@ -284,7 +339,11 @@ func (s *Server) Commit(_ context.Context, req *signv1.CommitRequest) (*signv1.C
 	if req.GetCount() == 0 || req.GetCount() > MaxCommitBatch {
 		return nil, status.Errorf(codes.InvalidArgument, "count must be 1..%d", MaxCommitBatch)
 	}
-	cs, err := s.signer.Commit(int(req.GetCount()), s.now())
+	e, ok := s.keys.get(req.GetKeyId())
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "this signer holds no share of key %q", clipID(req.GetKeyId()))
+	}
+	cs, err := e.signer.Commit(int(req.GetCount()), s.now())
 	if errors.Is(err, frost.ErrTooManyNonces) {
 		return nil, status.Error(codes.ResourceExhausted, "signer holds too many outstanding nonces")
 	}
@@ -292,7 +351,14 @@ func (s *Server) Commit(_ context.Context, req *signv1.CommitRequest) (*signv1.C
 		s.log.Error("commit failed", "err", err)
 		return nil, status.Error(codes.Internal, "commit failed")
 	}
-	return &signv1.CommitResponse{SignerId: uint32(s.cfg.ID), BootId: s.bootID, Commitments: cs}, nil
+	return &signv1.CommitResponse{SignerId: uint32(s.cfg.ID), BootId: s.bootID, Commitments: cs, KeyId: e.kid}, nil
+}
+
+func clipID(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
 }
 
 // Sign implements signv1.SignerServiceServer: it judges the request
@@ -302,7 +368,8 @@ func (s *Server) Sign(ctx context.Context, req *signv1.SignRequest) (*signv1.Sig
 	log := s.log.With("request_id", req.GetRequestId(), "signer", s.cfg.ID)
 	pol := snapshot(s.policy)
 	rec := audit.Record{Daemon: fmt.Sprintf("signer-%d", s.cfg.ID), RequestID: req.GetRequestId(), PolicyHash: pol.Hash()}
-	c, err := s.judge(ctx, pol, req, &rec)
+	c, e, err := s.judge(ctx, pol, judgeInput{msg: req.GetMessage(), caller: req.GetCallerRequest(),
+		policyHash: req.GetPolicyHash(), approvals: req.GetApprovals()}, &rec, true)
 	if err != nil {
 		var r *refusal
 		if !errors.As(err, &r) {
@@ -319,7 +386,8 @@ func (s *Server) Sign(ctx context.Context, req *signv1.SignRequest) (*signv1.Sig
 		}
 		return nil, status.Error(r.code, r.msg)
 	}
-	share, err := s.signer.Sign(req.GetMessage(), req.GetCommitmentList())
+	rec.KeyID = e.kid
+	share, err := e.signer.Sign(req.GetMessage(), req.GetCommitmentList())
 	switch {
 	case errors.Is(err, frost.ErrUnknownCommitment):
 		log.Info("unknown commitment", "err", err)
@@ -349,22 +417,25 @@ func (s *Server) Sign(ctx context.Context, req *signv1.SignRequest) (*signv1.Sig
 
 var errRule = errors.New("token breaks the signer's rules")
 
-// checkMessage is the signer's own judgement of what it is asked to sign.
-func (s *Server) checkMessage(msg []byte) (*token.Claims, error) {
+// checkMessage is the signer's own judgement of what it is asked to sign:
+// a token of the profile, for a key epoch this signer holds, for our
+// issuer, issued now.
+func (s *Server) checkMessage(msg []byte) (*token.Claims, *epoch, error) {
 	h, c, err := token.ParseSigningInput(msg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if h.KeyID != s.kid {
-		return nil, fmt.Errorf("%w: kid %q is not this group's key %q", errRule, h.KeyID, s.kid)
+	e, ok := s.keys.get(h.KeyID)
+	if !ok {
+		return nil, nil, fmt.Errorf("%w: kid %q is not a key this signer holds %v", errRule, clipID(h.KeyID), s.keyIDs())
 	}
 	if c.Issuer != s.cfg.Issuer {
-		return nil, fmt.Errorf("%w: iss %q, want %q", errRule, c.Issuer, s.cfg.Issuer)
+		return nil, nil, fmt.Errorf("%w: iss %q, want %q", errRule, c.Issuer, s.cfg.Issuer)
 	}
 	now := s.now().Unix()
 	skew := int64(time.Duration(s.cfg.ClockSkew) / time.Second)
 	if c.IssuedAt > now+skew || c.IssuedAt < now-skew {
-		return nil, fmt.Errorf("%w: iat %d is not now (%d ± %ds)", errRule, c.IssuedAt, now, skew)
+		return nil, nil, fmt.Errorf("%w: iat %d is not now (%d ± %ds)", errRule, c.IssuedAt, now, skew)
 	}
-	return &c, nil
+	return &c, e, nil
 }

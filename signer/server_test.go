@@ -21,6 +21,7 @@ import (
 	signv1 "github.com/frostmint/frostmint/proto/frostmint/sign/v1"
 	"github.com/frostmint/frostmint/signer"
 	"github.com/frostmint/frostmint/signer/frost"
+	"github.com/frostmint/frostmint/signer/keydir"
 	"github.com/frostmint/frostmint/verifier/evidence"
 	"github.com/frostmint/frostmint/verifier/jwks"
 	"github.com/frostmint/frostmint/verifier/mtls"
@@ -36,8 +37,16 @@ type fixture struct {
 }
 
 func newFixture(t *testing.T) *fixture {
-	c := coordinatortest.Start(t, coordinatortest.Options{N: 3, T: 2})
-	g, err := frost.ReadGroupFile(c.Signers[1].Config.Group)
+	return newFixtureWith(t, coordinatortest.Options{N: 3, T: 2})
+}
+
+func newFixtureWith(t *testing.T, o coordinatortest.Options) *fixture {
+	c := coordinatortest.Start(t, o)
+	kids, err := keydir.List(c.Signers[1].Config.KeysDir, true)
+	if err != nil || len(kids) != 1 {
+		t.Fatalf("keys: %v %v", kids, err)
+	}
+	g, err := keydir.ReadGroup(c.Signers[1].Config.KeysDir, kids[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +93,7 @@ func (f *fixture) list(t *testing.T) []byte {
 	t.Helper()
 	var cs []frost.Commitment
 	for _, id := range []uint16{1, 2} {
-		r, err := f.c.Signers[id].Server.Commit(context.Background(), &signv1.CommitRequest{Count: 1})
+		r, err := f.c.Signers[id].Server.Commit(context.Background(), &signv1.CommitRequest{Count: 1, KeyId: f.kid})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -190,11 +199,11 @@ func TestCommitBounds(t *testing.T) {
 	f := newFixture(t)
 	s := f.c.Signers[1].Server
 	for _, n := range []uint32{0, signer.MaxCommitBatch + 1} {
-		if _, err := s.Commit(context.Background(), &signv1.CommitRequest{Count: n}); status.Code(err) != codes.InvalidArgument {
+		if _, err := s.Commit(context.Background(), &signv1.CommitRequest{Count: n, KeyId: f.kid}); status.Code(err) != codes.InvalidArgument {
 			t.Errorf("count %d: got %v", n, err)
 		}
 	}
-	r, err := s.Commit(context.Background(), &signv1.CommitRequest{Count: signer.MaxCommitBatch})
+	r, err := s.Commit(context.Background(), &signv1.CommitRequest{Count: signer.MaxCommitBatch, KeyId: f.kid})
 	if err != nil || len(r.GetCommitments()) != signer.MaxCommitBatch {
 		t.Fatalf("full batch: %v", err)
 	}
@@ -237,7 +246,7 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatal("empty config accepted")
 	}
 	c := signer.Default()
-	c.ID, c.Listen, c.Issuer, c.Group, c.Share, c.Passphrase = 1, "x", "i", "g", "s", "env:P"
+	c.ID, c.Listen, c.Issuer, c.KeysDir, c.Keystore = 1, "x", "i", "keys", "pkcs11:token=t;object=o?module-path=/m&pin-source=env:P"
 	c.Callers.TrustBundle, c.AuditLog = "ca.pem", "audit.ndjson"
 	c.TLS = mtls.Files{Cert: "c", Key: "k", CA: "a"}
 	c.Coordinators = []string{"spiffe://td/coordinator"}
@@ -248,10 +257,101 @@ func TestConfigValidate(t *testing.T) {
 	if err := c.Validate(); err == nil {
 		t.Fatal("non-SPIFFE coordinator accepted")
 	}
+	c.Coordinators = []string{"spiffe://td/coordinator"}
+	c.Keystore = "file:?passphrase=env:P"
+	if err := c.Validate(); err == nil {
+		t.Fatal("file keystore accepted outside dev mode")
+	}
+	c.Dev = true
+	if err := c.Validate(); err != nil {
+		t.Fatalf("file keystore in dev mode: %v", err)
+	}
+	c.Listen = ""
+	if err := c.Validate(); err == nil {
+		t.Fatal("no listen address and not a guardian accepted")
+	}
+	c.Guardian = &signer.GuardianConfig{Coordinator: "127.0.0.1:1", Prompt: "maybe"}
+	if err := c.Validate(); err == nil {
+		t.Fatal("bad guardian prompt accepted")
+	}
+	c.Guardian.Prompt = "deny"
+	if err := c.Validate(); err != nil {
+		t.Fatalf("guardian: %v", err)
+	}
 }
 
 func randomID() string {
 	b := make([]byte, 32)
 	rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func TestApprovalRequired(t *testing.T) {
+	f := newFixtureWith(t, coordinatortest.Options{N: 3, T: 2, SignerConfig: func(c *signer.Config) {
+		c.Approvers = []string{coordinatortest.SignerIdentity(3)}
+	}})
+	dir := t.TempDir()
+	issue := func(name, id string) ([][]byte, crypto.Signer) {
+		files, err := f.c.CA.Issue(dir, name, mtls.Leaf{ID: id, Lifetime: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		kp, err := tls.LoadX509KeyPair(files.Cert, files.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return kp.Certificate, kp.PrivateKey.(crypto.Signer)
+	}
+	guardChain, guardKey := issue("guardian-3", coordinatortest.SignerIdentity(3))
+	otherChain, otherKey := issue("signer-2", coordinatortest.SignerIdentity(2))
+	prod := func(h, c map[string]any) { c["scope"] = "deploy:prod"; c["exp"] = c["iat"].(int64) + 300 }
+	approve := func(msg []byte, chain [][]byte, key crypto.Signer, who string) *signv1.Approval {
+		a, err := signer.SignApproval(3, chain, key, msg, who)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	for _, tc := range []struct {
+		name      string
+		approvals func(msg []byte) []*signv1.Approval
+		code      codes.Code
+	}{
+		{"no approval", func([]byte) []*signv1.Approval { return nil }, codes.PermissionDenied},
+		{"approval by a signer that is not an approver", func(m []byte) []*signv1.Approval {
+			return []*signv1.Approval{approve(m, otherChain, otherKey, "eve@host")}
+		}, codes.PermissionDenied},
+		{"approval of another token", func([]byte) []*signv1.Approval {
+			return []*signv1.Approval{approve(f.msg(prod), guardChain, guardKey, "ann@host")}
+		}, codes.PermissionDenied},
+		{"approver name altered", func(m []byte) []*signv1.Approval {
+			a := approve(m, guardChain, guardKey, "ann@host")
+			a.Approver = "bob@host"
+			return []*signv1.Approval{a}
+		}, codes.PermissionDenied},
+		{"chain swapped for the approver's", func(m []byte) []*signv1.Approval {
+			a := approve(m, otherChain, otherKey, "eve@host")
+			a.CertChain = guardChain
+			return []*signv1.Approval{a}
+		}, codes.PermissionDenied},
+		{"valid approval", func(m []byte) []*signv1.Approval {
+			return []*signv1.Approval{approve(m, guardChain, guardKey, "ann@host")}
+		}, codes.OK},
+		{"a bogus approval before a valid one", func(m []byte) []*signv1.Approval {
+			return []*signv1.Approval{approve(m, otherChain, otherKey, "eve@host"), approve(m, guardChain, guardKey, "ann@host")}
+		}, codes.OK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			msg := f.msg(prod)
+			_, err := f.c.Signers[1].Server.Sign(context.Background(), &signv1.SignRequest{Message: msg,
+				CommitmentList: f.list(t), CallerRequest: f.req(t, "deploy:prod"), PolicyHash: f.hash, Approvals: tc.approvals(msg)})
+			if status.Code(err) != tc.code {
+				t.Fatalf("got %v, want %s", err, tc.code)
+			}
+		})
+	}
+	// A signer that is no guardian has nobody to ask.
+	if _, err := f.c.Signers[1].Server.Approve(context.Background(), &signv1.ApproveRequest{Message: f.msg(prod)}); status.Code(err) != codes.Unimplemented {
+		t.Fatalf("Approve on a plain signer: %v", err)
+	}
 }

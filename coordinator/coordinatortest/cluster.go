@@ -7,13 +7,13 @@ package coordinatortest
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -24,6 +24,7 @@ import (
 	signv1 "github.com/frostmint/frostmint/proto/frostmint/sign/v1"
 	"github.com/frostmint/frostmint/signer"
 	"github.com/frostmint/frostmint/signer/devkeygen"
+	"github.com/frostmint/frostmint/signer/keydir"
 	"github.com/frostmint/frostmint/signer/keystore"
 	"github.com/frostmint/frostmint/verifier/evidence"
 	"github.com/frostmint/frostmint/verifier/mtls"
@@ -53,6 +54,10 @@ type Options struct {
 	Log io.Writer
 	// OIDC issuers trusted besides the test CA's certificates.
 	OIDC []evidence.OIDCIssuer
+	// Guardians are the signers that run as guardians: they dial in to the
+	// coordinator, and ask the given Approver when a token needs approval.
+	// Every signer accepts their approvals.
+	Guardians map[uint16]signer.Approver
 }
 
 // Cluster is a running test cluster.
@@ -123,11 +128,17 @@ func Start(t testing.TB, o Options) *Cluster {
 		sc.ID = id
 		sc.Coordinators = []string{CoordinatorID}
 		sc.Issuer = c.Issuer
-		sc.Group = filepath.Join(dir, fmt.Sprintf("group-%d.json", id))
-		sc.Share = filepath.Join(dir, fmt.Sprintf("share-%d.sealed", id))
+		sc.KeysDir = filepath.Join(dir, fmt.Sprintf("keys-%d", id))
 		pass := filepath.Join(dir, fmt.Sprintf("pass-%d", id))
 		must(t, os.WriteFile(pass, []byte(fmt.Sprintf("test-passphrase-%d", id)), 0o600))
-		sc.Passphrase = "file:" + pass
+		sc.Keystore = "file:?passphrase=file:" + pass
+		sc.Dev = true
+		for gid := range o.Guardians {
+			sc.Approvers = append(sc.Approvers, SignerIdentity(gid))
+		}
+		if _, ok := o.Guardians[id]; ok {
+			sc.Guardian = &signer.GuardianConfig{Coordinator: c.CoordAddr, ReconnectMax: signer.Duration(time.Second)}
+		}
 		sc.Callers = callers
 		sc.AuditLog = filepath.Join(dir, fmt.Sprintf("audit-signer-%d.ndjson", id))
 		if o.SignerConfig != nil {
@@ -135,11 +146,15 @@ func Start(t testing.TB, o Options) *Cluster {
 		}
 		sc.TLS, err = ca.Issue(dir, fmt.Sprintf("signer-%d", id), leaf(SignerIdentity(id)))
 		must(t, err)
-		lis, err := net.Listen("tcp", "127.0.0.1:0")
-		must(t, err)
-		sc.Listen = lis.Addr().String()
-		t.Cleanup(func() { lis.Close() }) // if the cluster never started it
-		c.Signers[id] = &Signer{ID: id, Addr: sc.Listen, Config: sc, lis: lis}
+		if sc.Guardian != nil {
+			c.Signers[id] = &Signer{ID: id, Config: sc}
+		} else {
+			lis, err := net.Listen("tcp", "127.0.0.1:0")
+			must(t, err)
+			sc.Listen = lis.Addr().String()
+			t.Cleanup(func() { lis.Close() }) // if the cluster never started it
+			c.Signers[id] = &Signer{ID: id, Addr: sc.Listen, Config: sc, lis: lis}
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -158,12 +173,18 @@ func Start(t testing.TB, o Options) *Cluster {
 	cc.Listen = c.CoordAddr
 	cc.Issuer = c.Issuer
 	cc.TLS = coordFiles
-	cc.Group = c.Signers[1].Config.Group
+	cc.KeysDir = filepath.Join(dir, "keys-coordinator")
+	g, err := keydir.ReadGroup(c.Signers[1].Config.KeysDir, onlyKid(t, c.Signers[1].Config.KeysDir))
+	must(t, err)
+	_, err = keydir.Write(cc.KeysDir, keydir.Epoch{Public: g.Public()})
+	must(t, err)
 	cc.SignTimeout = coordinator.Duration(time.Second)
 	cc.Callers = callers
 	cc.AuditLog = filepath.Join(dir, "audit-coordinator.ndjson")
 	for i := 1; i <= o.N; i++ {
-		cc.Signers = append(cc.Signers, coordinator.Endpoint{ID: uint16(i), Addr: c.Signers[uint16(i)].Addr, Identity: SignerIdentity(uint16(i))})
+		_, guardian := o.Guardians[uint16(i)]
+		cc.Signers = append(cc.Signers, coordinator.Endpoint{ID: uint16(i), Addr: c.Signers[uint16(i)].Addr,
+			Identity: SignerIdentity(uint16(i)), Guardian: guardian})
 	}
 	if o.Config != nil {
 		o.Config(&cc)
@@ -197,26 +218,25 @@ func keygen(ctx context.Context, dir string, sc signer.Config, t, n int) error {
 	if err != nil {
 		return err
 	}
-	pass, err := keystore.ReadPassphrase(sc.Passphrase)
+	defer keystore.Wipe(ks.Secret)
+	sealer, err := keystore.Open(sc.Keystore, keystore.Options{Dev: true})
 	if err != nil {
 		return err
 	}
-	sealer, err := keystore.NewPassphrase(pass, keystore.ScryptParams{})
-	if err != nil {
-		return err
+	defer sealer.Close()
+	_, err = keydir.WriteShare(sc.KeysDir, sc.ID, sealer, ks.Secret, ks.Public, nil)
+	return err
+}
+
+// onlyKid returns the kid of the one epoch in dir.
+func onlyKid(t testing.TB, dir string) string {
+	t.Helper()
+	kids, err := keydir.List(dir, true)
+	must(t, err)
+	if len(kids) != 1 {
+		t.Fatalf("coordinatortest: %s holds %d key epochs", dir, len(kids))
 	}
-	sealed, err := sealer.Seal(ks.Secret, signer.ShareLabel(sc.ID))
-	if err != nil {
-		return err
-	}
-	if err := keystore.WriteSealed(sc.Share, sealed); err != nil {
-		return err
-	}
-	b, err := json.Marshal(ks.Public)
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(sc.Group, b, 0o644)
+	return kids[0]
 }
 
 // StartSigner starts (or restarts) signer id: a new process as far as the
@@ -224,8 +244,24 @@ func keygen(ctx context.Context, dir string, sc signer.Config, t, n int) error {
 func (c *Cluster) StartSigner(t testing.TB, id uint16) {
 	t.Helper()
 	s := c.Signers[id]
-	srv, err := signer.New(s.Config, c.log.With("signer", id), c.opts.SignerOptions...)
+	opts := c.opts.SignerOptions
+	if a, ok := c.opts.Guardians[id]; ok {
+		opts = append(slices.Clip(opts), signer.WithApprover(a))
+	}
+	srv, err := signer.New(s.Config, c.log.With("signer", id), opts...)
 	must(t, err)
+	if s.Config.Guardian != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		s.Server, s.cancel, s.done = srv, cancel, make(chan struct{})
+		go func() {
+			defer close(s.done)
+			defer srv.Close()
+			if err := srv.RunGuardian(ctx); err != nil {
+				c.log.Error("guardian", "id", id, "err", err)
+			}
+		}()
+		return
+	}
 	gs, err := srv.GRPCServer()
 	must(t, err)
 	var svc signv1.SignerServiceServer = srv

@@ -33,6 +33,7 @@ import (
 	"github.com/frostmint/frostmint/signer"
 	"github.com/frostmint/frostmint/signer/devkeygen"
 	"github.com/frostmint/frostmint/signer/frost"
+	"github.com/frostmint/frostmint/signer/keydir"
 	"github.com/frostmint/frostmint/signer/keystore"
 	"github.com/frostmint/frostmint/verifier/evidence"
 	"github.com/frostmint/frostmint/verifier/mtls"
@@ -238,7 +239,7 @@ func setup(o *Options) error {
 	cc.HTTPListen = fmt.Sprintf("127.0.0.1:%d", ports[1])
 	cc.Issuer = issuer
 	cc.TLS = coordFiles
-	cc.Group = o.path("group.json")
+	cc.KeysDir = o.path("keys", "coordinator")
 	cc.AuditLog = o.path("audit", "coordinator.ndjson")
 	callers := signer.Callers{TrustBundle: o.path("ca.crt"), OIDC: o.OIDC}
 	cc.Callers = callers
@@ -265,9 +266,11 @@ func setup(o *Options) error {
 		sc.TLS = files
 		sc.Coordinators = []string{CoordinatorID}
 		sc.Issuer = issuer
-		sc.Group = o.path(fmt.Sprintf("signer-%d", id), "group.json")
-		sc.Share = o.path(fmt.Sprintf("signer-%d", id), "share.sealed")
-		sc.Passphrase = "file:" + passFile
+		sc.KeysDir = o.path(fmt.Sprintf("signer-%d", id), "keys")
+		// Dev only: the share is sealed by a passphrase in a file next to
+		// it. Real signers use pkcs11: or piv: keystores.
+		sc.Keystore = "file:?passphrase=file:" + passFile
+		sc.Dev = true
 		sc.Callers = callers
 		sc.AuditLog = o.path("audit", fmt.Sprintf("signer-%d.ndjson", id))
 		if err := writeJSON(o.path(fmt.Sprintf("signer-%d.json", id)), sc); err != nil {
@@ -283,25 +286,35 @@ func setup(o *Options) error {
 	return writeJSON(o.path("coordinator.json"), cc)
 }
 
-// collectGroup checks that every signer published the same group and
-// writes it for the coordinator.
+// collectGroup checks that every signer has the same key epoch and
+// writes its group for the coordinator.
 func collectGroup(o *Options, cc coordinator.Config) error {
-	var first []byte
+	var first *frost.PublicGroup
+	var firstKid string
 	for _, ep := range cc.Signers {
-		b, err := os.ReadFile(o.path(fmt.Sprintf("signer-%d", ep.ID), "group.json"))
+		dir := o.path(fmt.Sprintf("signer-%d", ep.ID), "keys")
+		kids, err := keydir.List(dir, true)
+		if err != nil || len(kids) == 0 {
+			return fmt.Errorf("signer %d has no key yet", ep.ID)
+		}
+		if len(kids) != 1 {
+			return errFatal{fmt.Errorf("signer %d holds %d keys, want 1", ep.ID, len(kids))}
+		}
+		g, err := keydir.ReadGroup(dir, kids[0])
 		if err != nil {
-			return fmt.Errorf("signer %d has no group yet", ep.ID)
+			return errFatal{err}
 		}
 		if first == nil {
-			first = b
-		} else if !bytes.Equal(first, b) {
+			pub := g.Public()
+			first, firstKid = &pub, kids[0]
+		} else if kids[0] != firstKid {
 			return errFatal{fmt.Errorf("signer %d disagrees on the group", ep.ID)}
 		}
 	}
-	if _, err := frost.ReadGroupFile(o.path(fmt.Sprintf("signer-%d", cc.Signers[0].ID), "group.json")); err != nil {
+	if _, err := keydir.Write(cc.KeysDir, keydir.Epoch{Public: *first}); err != nil && !errors.Is(err, keydir.ErrExists) {
 		return errFatal{err}
 	}
-	return writeAtomic(cc.Group, first, 0o644)
+	return nil
 }
 
 // RunSigner is `frostmint dev signer`: it makes this signer's key share by
@@ -312,7 +325,9 @@ func RunSigner(ctx context.Context, dir string, id uint16, log *slog.Logger) err
 	if err != nil {
 		return fmt.Errorf("dev signer: %w (is %s a dev cluster directory?)", err, dir)
 	}
-	if _, err := os.Stat(cfg.Share); errors.Is(err, os.ErrNotExist) {
+	if kids, err := keydir.List(cfg.KeysDir, true); err != nil {
+		return err
+	} else if len(kids) == 0 {
 		if err := keygen(ctx, dir, cfg, log); err != nil {
 			return err
 		}
@@ -341,27 +356,17 @@ func keygen(ctx context.Context, dir string, cfg signer.Config, log *slog.Logger
 		return fmt.Errorf("dev signer %d: key generation: %w", cfg.ID, err)
 	}
 	defer keystore.Wipe(ks.Secret)
-	pass, err := keystore.ReadPassphrase(cfg.Passphrase)
+	sealer, err := keystore.Open(cfg.Keystore, keystore.Options{Dev: cfg.Dev})
 	if err != nil {
 		return err
 	}
-	sealer, err := keystore.NewPassphrase(pass, keystore.ScryptParams{})
-	keystore.Wipe(pass)
+	defer sealer.Close()
+	kid, err := keydir.WriteShare(cfg.KeysDir, cfg.ID, sealer, ks.Secret, ks.Public, nil)
 	if err != nil {
 		return err
 	}
-	sealed, err := sealer.Seal(ks.Secret, signer.ShareLabel(cfg.ID))
-	if err != nil {
-		return err
-	}
-	if err := keystore.WriteSealed(cfg.Share, sealed); err != nil {
-		return err
-	}
-	gb, err := json.MarshalIndent(ks.Public, "", "  ")
-	if err != nil {
-		return err
-	}
-	return writeAtomic(cfg.Group, append(gb, '\n'), 0o644)
+	log.Info("key generated", "signer", cfg.ID, "kid", kid)
+	return nil
 }
 
 type errFatal struct{ error }

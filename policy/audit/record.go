@@ -35,4 +35,18 @@ type Record struct {
 	JTI          string     `json:"jti,omitempty"`
 	// Route is the verifier's route (gateway and middleware records).
 	Route string `json:"route,omitempty"`
+	// KeyID is the key epoch (kid) a token was, or would have been,
+	// signed with.
+	KeyID string `json:"kid,omitempty"`
+	// Approval names the guardian and engineer who approved a token that
+	// needed approval.
+	Approval *Approval `json:"approval,omitempty"`
+}
+
+// Approval is who approved a token.
+type Approval struct {
+	// Guardian is the approving guardian's SPIFFE ID.
+	Guardian string `json:"guardian"`
+	// Approver is the engineer, as the guardian knows them (user@host).
+	Approver string `json:"approver,omitempty"`
 }

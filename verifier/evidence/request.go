@@ -264,6 +264,15 @@ func SignRequest(r Request, key crypto.Signer) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return SignStatement(msg, key)
+}
+
+// SignStatement signs msg with a certificate's key exactly as
+// [SignRequest] signs a canonical request (same algorithms, same checks):
+// for other signed statements of a certificate holder, such as a
+// guardian's approval. It fails with an error wrapping [ErrInvalid] for an
+// unsupported key.
+func SignStatement(msg []byte, key crypto.Signer) ([]byte, error) {
 	if key == nil {
 		return nil, fmt.Errorf("%w: no signing key", ErrInvalid)
 	}
@@ -272,6 +281,7 @@ func SignRequest(r Request, key crypto.Signer) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	var sig []byte
+	var err error
 	switch pub.(type) {
 	case ed25519.PublicKey:
 		sig, err = key.Sign(rand.Reader, msg, crypto.Hash(0))
@@ -283,12 +293,18 @@ func SignRequest(r Request, key crypto.Signer) ([]byte, error) {
 		sig, err = key.Sign(rand.Reader, h[:], &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: crypto.SHA256})
 	}
 	if err != nil {
-		return nil, fmt.Errorf("evidence: signing the request: %w", err)
+		return nil, fmt.Errorf("evidence: signing: %w", err)
 	}
 	if err := verifySignature(pub, msg, sig); err != nil {
 		return nil, fmt.Errorf("evidence: the key made a signature that does not verify: %w", err)
 	}
 	return sig, nil
+}
+
+// VerifyStatement checks a signature made by [SignStatement]. It fails
+// for an unsupported key or a signature that does not verify.
+func VerifyStatement(pub crypto.PublicKey, msg, sig []byte) error {
+	return verifySignature(pub, msg, sig)
 }
 
 // checkPublicKey accepts the key types a certificate caller may hold.

@@ -100,6 +100,40 @@ func ClientConfig(f Files) (*tls.Config, error) {
 	}, nil
 }
 
+// ClientConfigFor is [ClientConfig] for a server known by its SPIFFE ID
+// rather than its host name: the server's chain must verify against f's CA
+// (for server authentication) and its identity must satisfy allowed,
+// which returns an error for an identity it refuses. Host names are not
+// checked: in a SPIFFE deployment the identity is the name.
+func ClientConfigFor(f Files, allowed func(id string) error) (*tls.Config, error) {
+	tc, err := ClientConfig(f)
+	if err != nil {
+		return nil, err
+	}
+	roots := tc.RootCAs
+	tc.InsecureSkipVerify = true // replaced by the chain and identity checks below
+	tc.VerifyConnection = func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
+			return fmt.Errorf("%w: the server presented no certificate", ErrNoIdentity)
+		}
+		inter := x509.NewCertPool()
+		for _, c := range cs.PeerCertificates[1:] {
+			inter.AddCert(c)
+		}
+		leaf := cs.PeerCertificates[0]
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter,
+			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
+			return err
+		}
+		id, err := IdentityOf(leaf)
+		if err != nil {
+			return err
+		}
+		return allowed(id)
+	}
+	return tc, nil
+}
+
 // IdentityOf returns the single spiffe:// URI SAN of a verified leaf.
 func IdentityOf(leaf *x509.Certificate) (string, error) {
 	var ids []string

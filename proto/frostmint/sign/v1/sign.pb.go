@@ -71,13 +71,10 @@ type InfoResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// FROST participant identifier (1..n).
 	SignerId uint32 `protobuf:"varint,1,opt,name=signer_id,json=signerId,proto3" json:"signer_id,omitempty"`
-	// Encoded FROST public key share of this signer.
-	PublicKeyShare []byte `protobuf:"bytes,2,opt,name=public_key_share,json=publicKeyShare,proto3" json:"public_key_share,omitempty"`
-	// The group's Ed25519 verification key (32 bytes).
-	GroupPublicKey []byte `protobuf:"bytes,3,opt,name=group_public_key,json=groupPublicKey,proto3" json:"group_public_key,omitempty"`
-	// Threshold t and group size n.
-	Threshold  uint32 `protobuf:"varint,4,opt,name=threshold,proto3" json:"threshold,omitempty"`
-	MaxSigners uint32 `protobuf:"varint,5,opt,name=max_signers,json=maxSigners,proto3" json:"max_signers,omitempty"`
+	// The key epochs this signer holds a share of.
+	Keys []*KeyInfo `protobuf:"bytes,8,rep,name=keys,proto3" json:"keys,omitempty"`
+	// Whether a human can approve tokens through this signer (a guardian).
+	Approver bool `protobuf:"varint,9,opt,name=approver,proto3" json:"approver,omitempty"`
 	// Random per-process id: changes on every restart, when all previously
 	// issued commitments become invalid.
 	BootId string `protobuf:"bytes,6,opt,name=boot_id,json=bootId,proto3" json:"boot_id,omitempty"`
@@ -124,32 +121,18 @@ func (x *InfoResponse) GetSignerId() uint32 {
 	return 0
 }
 
-func (x *InfoResponse) GetPublicKeyShare() []byte {
+func (x *InfoResponse) GetKeys() []*KeyInfo {
 	if x != nil {
-		return x.PublicKeyShare
+		return x.Keys
 	}
 	return nil
 }
 
-func (x *InfoResponse) GetGroupPublicKey() []byte {
+func (x *InfoResponse) GetApprover() bool {
 	if x != nil {
-		return x.GroupPublicKey
+		return x.Approver
 	}
-	return nil
-}
-
-func (x *InfoResponse) GetThreshold() uint32 {
-	if x != nil {
-		return x.Threshold
-	}
-	return 0
-}
-
-func (x *InfoResponse) GetMaxSigners() uint32 {
-	if x != nil {
-		return x.MaxSigners
-	}
-	return 0
+	return false
 }
 
 func (x *InfoResponse) GetBootId() string {
@@ -166,17 +149,101 @@ func (x *InfoResponse) GetPolicyHash() string {
 	return ""
 }
 
-// CommitRequest asks for count fresh commitments.
+// KeyInfo describes one key epoch a signer holds a share of.
+type KeyInfo struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The epoch's kid: the RFC 7638 thumbprint of the group key.
+	KeyId string `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// Encoded FROST public key share of this signer.
+	PublicKeyShare []byte `protobuf:"bytes,2,opt,name=public_key_share,json=publicKeyShare,proto3" json:"public_key_share,omitempty"`
+	// The group's Ed25519 verification key (32 bytes).
+	GroupPublicKey []byte `protobuf:"bytes,3,opt,name=group_public_key,json=groupPublicKey,proto3" json:"group_public_key,omitempty"`
+	// Threshold t and group size n.
+	Threshold     uint32 `protobuf:"varint,4,opt,name=threshold,proto3" json:"threshold,omitempty"`
+	MaxSigners    uint32 `protobuf:"varint,5,opt,name=max_signers,json=maxSigners,proto3" json:"max_signers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeyInfo) Reset() {
+	*x = KeyInfo{}
+	mi := &file_frostmint_sign_v1_sign_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyInfo) ProtoMessage() {}
+
+func (x *KeyInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_frostmint_sign_v1_sign_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyInfo.ProtoReflect.Descriptor instead.
+func (*KeyInfo) Descriptor() ([]byte, []int) {
+	return file_frostmint_sign_v1_sign_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *KeyInfo) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *KeyInfo) GetPublicKeyShare() []byte {
+	if x != nil {
+		return x.PublicKeyShare
+	}
+	return nil
+}
+
+func (x *KeyInfo) GetGroupPublicKey() []byte {
+	if x != nil {
+		return x.GroupPublicKey
+	}
+	return nil
+}
+
+func (x *KeyInfo) GetThreshold() uint32 {
+	if x != nil {
+		return x.Threshold
+	}
+	return 0
+}
+
+func (x *KeyInfo) GetMaxSigners() uint32 {
+	if x != nil {
+		return x.MaxSigners
+	}
+	return 0
+}
+
+// CommitRequest asks for count fresh commitments of one key epoch.
 type CommitRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Count         uint32                 `protobuf:"varint,1,opt,name=count,proto3" json:"count,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Count uint32                 `protobuf:"varint,1,opt,name=count,proto3" json:"count,omitempty"`
+	// The epoch (kid) the nonces are for; NOT_FOUND if the signer holds no
+	// share of it.
+	KeyId         string `protobuf:"bytes,2,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CommitRequest) Reset() {
 	*x = CommitRequest{}
-	mi := &file_frostmint_sign_v1_sign_proto_msgTypes[2]
+	mi := &file_frostmint_sign_v1_sign_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -188,7 +255,7 @@ func (x *CommitRequest) String() string {
 func (*CommitRequest) ProtoMessage() {}
 
 func (x *CommitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_frostmint_sign_v1_sign_proto_msgTypes[2]
+	mi := &file_frostmint_sign_v1_sign_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -201,7 +268,7 @@ func (x *CommitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitRequest.ProtoReflect.Descriptor instead.
 func (*CommitRequest) Descriptor() ([]byte, []int) {
-	return file_frostmint_sign_v1_sign_proto_rawDescGZIP(), []int{2}
+	return file_frostmint_sign_v1_sign_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *CommitRequest) GetCount() uint32 {
@@ -211,6 +278,13 @@ func (x *CommitRequest) GetCount() uint32 {
 	return 0
 }
 
+func (x *CommitRequest) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
 // CommitResponse carries encoded FROST commitments.
 type CommitResponse struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -218,14 +292,16 @@ type CommitResponse struct {
 	// The boot id of the signer process that holds the nonces.
 	BootId string `protobuf:"bytes,2,opt,name=boot_id,json=bootId,proto3" json:"boot_id,omitempty"`
 	// Encoded FROST commitments (frost.Commitment.Encode()).
-	Commitments   [][]byte `protobuf:"bytes,3,rep,name=commitments,proto3" json:"commitments,omitempty"`
+	Commitments [][]byte `protobuf:"bytes,3,rep,name=commitments,proto3" json:"commitments,omitempty"`
+	// The epoch (kid) of the commitments.
+	KeyId         string `protobuf:"bytes,4,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CommitResponse) Reset() {
 	*x = CommitResponse{}
-	mi := &file_frostmint_sign_v1_sign_proto_msgTypes[3]
+	mi := &file_frostmint_sign_v1_sign_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -237,7 +313,7 @@ func (x *CommitResponse) String() string {
 func (*CommitResponse) ProtoMessage() {}
 
 func (x *CommitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_frostmint_sign_v1_sign_proto_msgTypes[3]
+	mi := &file_frostmint_sign_v1_sign_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -250,7 +326,7 @@ func (x *CommitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitResponse.ProtoReflect.Descriptor instead.
 func (*CommitResponse) Descriptor() ([]byte, []int) {
-	return file_frostmint_sign_v1_sign_proto_rawDescGZIP(), []int{3}
+	return file_frostmint_sign_v1_sign_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *CommitResponse) GetSignerId() uint32 {
@@ -274,6 +350,13 @@ func (x *CommitResponse) GetCommitments() [][]byte {
 	return nil
 }
 
+func (x *CommitResponse) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
 // SignRequest asks for one signature share.
 type SignRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -290,14 +373,17 @@ type SignRequest struct {
 	CallerRequest *v1.MintRequest `protobuf:"bytes,4,opt,name=caller_request,json=callerRequest,proto3" json:"caller_request,omitempty"`
 	// The hash of the coordinator's policy bundle; a signer with another
 	// policy refuses (FAILED_PRECONDITION) and says so.
-	PolicyHash    string `protobuf:"bytes,5,opt,name=policy_hash,json=policyHash,proto3" json:"policy_hash,omitempty"`
+	PolicyHash string `protobuf:"bytes,5,opt,name=policy_hash,json=policyHash,proto3" json:"policy_hash,omitempty"`
+	// Approvals by guardians' humans, required by every signer when the
+	// policy says the token needs approval.
+	Approvals     []*Approval `protobuf:"bytes,6,rep,name=approvals,proto3" json:"approvals,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SignRequest) Reset() {
 	*x = SignRequest{}
-	mi := &file_frostmint_sign_v1_sign_proto_msgTypes[4]
+	mi := &file_frostmint_sign_v1_sign_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -309,7 +395,7 @@ func (x *SignRequest) String() string {
 func (*SignRequest) ProtoMessage() {}
 
 func (x *SignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_frostmint_sign_v1_sign_proto_msgTypes[4]
+	mi := &file_frostmint_sign_v1_sign_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -322,7 +408,7 @@ func (x *SignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignRequest.ProtoReflect.Descriptor instead.
 func (*SignRequest) Descriptor() ([]byte, []int) {
-	return file_frostmint_sign_v1_sign_proto_rawDescGZIP(), []int{4}
+	return file_frostmint_sign_v1_sign_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *SignRequest) GetMessage() []byte {
@@ -360,6 +446,584 @@ func (x *SignRequest) GetPolicyHash() string {
 	return ""
 }
 
+func (x *SignRequest) GetApprovals() []*Approval {
+	if x != nil {
+		return x.Approvals
+	}
+	return nil
+}
+
+// Approval is a guardian's signed statement that its engineer approved one
+// token. The signature, by the key of the guardian's mTLS certificate,
+// covers "frostmint approval v1\x00" || SHA-256(message) || approver, so it
+// approves that token (its jti is in the message) and nothing else.
+type Approval struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The approving guardian's signer id.
+	SignerId uint32 `protobuf:"varint,1,opt,name=signer_id,json=signerId,proto3" json:"signer_id,omitempty"`
+	// The guardian's certificate chain, DER, leaf first.
+	CertChain [][]byte `protobuf:"bytes,2,rep,name=cert_chain,json=certChain,proto3" json:"cert_chain,omitempty"`
+	// Who approved, as the guardian's engineer is known locally (for audit).
+	Approver string `protobuf:"bytes,3,opt,name=approver,proto3" json:"approver,omitempty"`
+	// The signature (Ed25519, ECDSA P-256 ASN.1, or RSA-PSS SHA-256).
+	Signature     []byte `protobuf:"bytes,4,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Approval) Reset() {
+	*x = Approval{}
+	mi := &file_frostmint_sign_v1_sign_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Approval) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Approval) ProtoMessage() {}
+
+func (x *Approval) ProtoReflect() protoreflect.Message {
+	mi := &file_frostmint_sign_v1_sign_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Approval.ProtoReflect.Descriptor instead.
+func (*Approval) Descriptor() ([]byte, []int) {
+	return file_frostmint_sign_v1_sign_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Approval) GetSignerId() uint32 {
+	if x != nil {
+		return x.SignerId
+	}
+	return 0
+}
+
+func (x *Approval) GetCertChain() [][]byte {
+	if x != nil {
+		return x.CertChain
+	}
+	return nil
+}
+
+func (x *Approval) GetApprover() string {
+	if x != nil {
+		return x.Approver
+	}
+	return ""
+}
+
+func (x *Approval) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+// ApproveRequest asks a guardian's human to approve one token.
+type ApproveRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// As in SignRequest.
+	Message       []byte          `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
+	RequestId     string          `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	CallerRequest *v1.MintRequest `protobuf:"bytes,3,opt,name=caller_request,json=callerRequest,proto3" json:"caller_request,omitempty"`
+	PolicyHash    string          `protobuf:"bytes,4,opt,name=policy_hash,json=policyHash,proto3" json:"policy_hash,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApproveRequest) Reset() {
+	*x = ApproveRequest{}
+	mi := &file_frostmint_sign_v1_sign_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApproveRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApproveRequest) ProtoMessage() {}
+
+func (x *ApproveRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_frostmint_sign_v1_sign_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApproveRequest.ProtoReflect.Descriptor instead.
+func (*ApproveRequest) Descriptor() ([]byte, []int) {
+	return file_frostmint_sign_v1_sign_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ApproveRequest) GetMessage() []byte {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
+func (x *ApproveRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *ApproveRequest) GetCallerRequest() *v1.MintRequest {
+	if x != nil {
+		return x.CallerRequest
+	}
+	return nil
+}
+
+func (x *ApproveRequest) GetPolicyHash() string {
+	if x != nil {
+		return x.PolicyHash
+	}
+	return ""
+}
+
+// ApproveResponse carries the approval.
+type ApproveResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Approval      *Approval              `protobuf:"bytes,1,opt,name=approval,proto3" json:"approval,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApproveResponse) Reset() {
+	*x = ApproveResponse{}
+	mi := &file_frostmint_sign_v1_sign_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApproveResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApproveResponse) ProtoMessage() {}
+
+func (x *ApproveResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_frostmint_sign_v1_sign_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApproveResponse.ProtoReflect.Descriptor instead.
+func (*ApproveResponse) Descriptor() ([]byte, []int) {
+	return file_frostmint_sign_v1_sign_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ApproveResponse) GetApproval() *Approval {
+	if x != nil {
+		return x.Approval
+	}
+	return nil
+}
+
+// ConnectRequest is what a guardian sends on its stream: first a hello,
+// then one answer per call, with the call's id.
+type ConnectRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	CallId uint64                 `protobuf:"varint,1,opt,name=call_id,json=callId,proto3" json:"call_id,omitempty"`
+	// Types that are valid to be assigned to Answer:
+	//
+	//	*ConnectRequest_Hello
+	//	*ConnectRequest_Info
+	//	*ConnectRequest_Commit
+	//	*ConnectRequest_Sign
+	//	*ConnectRequest_Approve
+	//	*ConnectRequest_Error
+	Answer        isConnectRequest_Answer `protobuf_oneof:"answer"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConnectRequest) Reset() {
+	*x = ConnectRequest{}
+	mi := &file_frostmint_sign_v1_sign_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConnectRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConnectRequest) ProtoMessage() {}
+
+func (x *ConnectRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_frostmint_sign_v1_sign_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConnectRequest.ProtoReflect.Descriptor instead.
+func (*ConnectRequest) Descriptor() ([]byte, []int) {
+	return file_frostmint_sign_v1_sign_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ConnectRequest) GetCallId() uint64 {
+	if x != nil {
+		return x.CallId
+	}
+	return 0
+}
+
+func (x *ConnectRequest) GetAnswer() isConnectRequest_Answer {
+	if x != nil {
+		return x.Answer
+	}
+	return nil
+}
+
+func (x *ConnectRequest) GetHello() *GuardianHello {
+	if x != nil {
+		if x, ok := x.Answer.(*ConnectRequest_Hello); ok {
+			return x.Hello
+		}
+	}
+	return nil
+}
+
+func (x *ConnectRequest) GetInfo() *InfoResponse {
+	if x != nil {
+		if x, ok := x.Answer.(*ConnectRequest_Info); ok {
+			return x.Info
+		}
+	}
+	return nil
+}
+
+func (x *ConnectRequest) GetCommit() *CommitResponse {
+	if x != nil {
+		if x, ok := x.Answer.(*ConnectRequest_Commit); ok {
+			return x.Commit
+		}
+	}
+	return nil
+}
+
+func (x *ConnectRequest) GetSign() *SignResponse {
+	if x != nil {
+		if x, ok := x.Answer.(*ConnectRequest_Sign); ok {
+			return x.Sign
+		}
+	}
+	return nil
+}
+
+func (x *ConnectRequest) GetApprove() *ApproveResponse {
+	if x != nil {
+		if x, ok := x.Answer.(*ConnectRequest_Approve); ok {
+			return x.Approve
+		}
+	}
+	return nil
+}
+
+func (x *ConnectRequest) GetError() *CallError {
+	if x != nil {
+		if x, ok := x.Answer.(*ConnectRequest_Error); ok {
+			return x.Error
+		}
+	}
+	return nil
+}
+
+type isConnectRequest_Answer interface {
+	isConnectRequest_Answer()
+}
+
+type ConnectRequest_Hello struct {
+	Hello *GuardianHello `protobuf:"bytes,2,opt,name=hello,proto3,oneof"`
+}
+
+type ConnectRequest_Info struct {
+	Info *InfoResponse `protobuf:"bytes,3,opt,name=info,proto3,oneof"`
+}
+
+type ConnectRequest_Commit struct {
+	Commit *CommitResponse `protobuf:"bytes,4,opt,name=commit,proto3,oneof"`
+}
+
+type ConnectRequest_Sign struct {
+	Sign *SignResponse `protobuf:"bytes,5,opt,name=sign,proto3,oneof"`
+}
+
+type ConnectRequest_Approve struct {
+	Approve *ApproveResponse `protobuf:"bytes,6,opt,name=approve,proto3,oneof"`
+}
+
+type ConnectRequest_Error struct {
+	Error *CallError `protobuf:"bytes,7,opt,name=error,proto3,oneof"`
+}
+
+func (*ConnectRequest_Hello) isConnectRequest_Answer() {}
+
+func (*ConnectRequest_Info) isConnectRequest_Answer() {}
+
+func (*ConnectRequest_Commit) isConnectRequest_Answer() {}
+
+func (*ConnectRequest_Sign) isConnectRequest_Answer() {}
+
+func (*ConnectRequest_Approve) isConnectRequest_Answer() {}
+
+func (*ConnectRequest_Error) isConnectRequest_Answer() {}
+
+// GuardianHello opens a guardian's stream.
+type GuardianHello struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The signer id the guardian claims; it must match its identity.
+	SignerId      uint32 `protobuf:"varint,1,opt,name=signer_id,json=signerId,proto3" json:"signer_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GuardianHello) Reset() {
+	*x = GuardianHello{}
+	mi := &file_frostmint_sign_v1_sign_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GuardianHello) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GuardianHello) ProtoMessage() {}
+
+func (x *GuardianHello) ProtoReflect() protoreflect.Message {
+	mi := &file_frostmint_sign_v1_sign_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GuardianHello.ProtoReflect.Descriptor instead.
+func (*GuardianHello) Descriptor() ([]byte, []int) {
+	return file_frostmint_sign_v1_sign_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *GuardianHello) GetSignerId() uint32 {
+	if x != nil {
+		return x.SignerId
+	}
+	return 0
+}
+
+// CallError is a call's failure, as a gRPC status.
+type CallError struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A google.golang.org/grpc/codes value.
+	Code          uint32 `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	Message       string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CallError) Reset() {
+	*x = CallError{}
+	mi := &file_frostmint_sign_v1_sign_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CallError) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CallError) ProtoMessage() {}
+
+func (x *CallError) ProtoReflect() protoreflect.Message {
+	mi := &file_frostmint_sign_v1_sign_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CallError.ProtoReflect.Descriptor instead.
+func (*CallError) Descriptor() ([]byte, []int) {
+	return file_frostmint_sign_v1_sign_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *CallError) GetCode() uint32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *CallError) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+// ConnectResponse is a call from the coordinator to a guardian.
+type ConnectResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Unique per stream; echoed in the answer.
+	CallId uint64 `protobuf:"varint,1,opt,name=call_id,json=callId,proto3" json:"call_id,omitempty"`
+	// Types that are valid to be assigned to Call:
+	//
+	//	*ConnectResponse_Info
+	//	*ConnectResponse_Commit
+	//	*ConnectResponse_Sign
+	//	*ConnectResponse_Approve
+	Call          isConnectResponse_Call `protobuf_oneof:"call"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConnectResponse) Reset() {
+	*x = ConnectResponse{}
+	mi := &file_frostmint_sign_v1_sign_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConnectResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConnectResponse) ProtoMessage() {}
+
+func (x *ConnectResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_frostmint_sign_v1_sign_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConnectResponse.ProtoReflect.Descriptor instead.
+func (*ConnectResponse) Descriptor() ([]byte, []int) {
+	return file_frostmint_sign_v1_sign_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ConnectResponse) GetCallId() uint64 {
+	if x != nil {
+		return x.CallId
+	}
+	return 0
+}
+
+func (x *ConnectResponse) GetCall() isConnectResponse_Call {
+	if x != nil {
+		return x.Call
+	}
+	return nil
+}
+
+func (x *ConnectResponse) GetInfo() *InfoRequest {
+	if x != nil {
+		if x, ok := x.Call.(*ConnectResponse_Info); ok {
+			return x.Info
+		}
+	}
+	return nil
+}
+
+func (x *ConnectResponse) GetCommit() *CommitRequest {
+	if x != nil {
+		if x, ok := x.Call.(*ConnectResponse_Commit); ok {
+			return x.Commit
+		}
+	}
+	return nil
+}
+
+func (x *ConnectResponse) GetSign() *SignRequest {
+	if x != nil {
+		if x, ok := x.Call.(*ConnectResponse_Sign); ok {
+			return x.Sign
+		}
+	}
+	return nil
+}
+
+func (x *ConnectResponse) GetApprove() *ApproveRequest {
+	if x != nil {
+		if x, ok := x.Call.(*ConnectResponse_Approve); ok {
+			return x.Approve
+		}
+	}
+	return nil
+}
+
+type isConnectResponse_Call interface {
+	isConnectResponse_Call()
+}
+
+type ConnectResponse_Info struct {
+	Info *InfoRequest `protobuf:"bytes,2,opt,name=info,proto3,oneof"`
+}
+
+type ConnectResponse_Commit struct {
+	Commit *CommitRequest `protobuf:"bytes,3,opt,name=commit,proto3,oneof"`
+}
+
+type ConnectResponse_Sign struct {
+	Sign *SignRequest `protobuf:"bytes,4,opt,name=sign,proto3,oneof"`
+}
+
+type ConnectResponse_Approve struct {
+	Approve *ApproveRequest `protobuf:"bytes,5,opt,name=approve,proto3,oneof"`
+}
+
+func (*ConnectResponse_Info) isConnectResponse_Call() {}
+
+func (*ConnectResponse_Commit) isConnectResponse_Call() {}
+
+func (*ConnectResponse_Sign) isConnectResponse_Call() {}
+
+func (*ConnectResponse_Approve) isConnectResponse_Call() {}
+
 // SignResponse carries one encoded FROST signature share.
 type SignResponse struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
@@ -371,7 +1035,7 @@ type SignResponse struct {
 
 func (x *SignResponse) Reset() {
 	*x = SignResponse{}
-	mi := &file_frostmint_sign_v1_sign_proto_msgTypes[5]
+	mi := &file_frostmint_sign_v1_sign_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -383,7 +1047,7 @@ func (x *SignResponse) String() string {
 func (*SignResponse) ProtoMessage() {}
 
 func (x *SignResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_frostmint_sign_v1_sign_proto_msgTypes[5]
+	mi := &file_frostmint_sign_v1_sign_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -396,7 +1060,7 @@ func (x *SignResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignResponse.ProtoReflect.Descriptor instead.
 func (*SignResponse) Descriptor() ([]byte, []int) {
-	return file_frostmint_sign_v1_sign_proto_rawDescGZIP(), []int{5}
+	return file_frostmint_sign_v1_sign_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SignResponse) GetSignerId() uint32 {
@@ -418,23 +1082,29 @@ var File_frostmint_sign_v1_sign_proto protoreflect.FileDescriptor
 const file_frostmint_sign_v1_sign_proto_rawDesc = "" +
 	"\n" +
 	"\x1cfrostmint/sign/v1/sign.proto\x12\x11frostmint.sign.v1\x1a\x1cfrostmint/mint/v1/mint.proto\"\r\n" +
-	"\vInfoRequest\"\xf8\x01\n" +
+	"\vInfoRequest\"\x85\x02\n" +
 	"\fInfoResponse\x12\x1b\n" +
-	"\tsigner_id\x18\x01 \x01(\rR\bsignerId\x12(\n" +
+	"\tsigner_id\x18\x01 \x01(\rR\bsignerId\x12.\n" +
+	"\x04keys\x18\b \x03(\v2\x1a.frostmint.sign.v1.KeyInfoR\x04keys\x12\x1a\n" +
+	"\bapprover\x18\t \x01(\bR\bapprover\x12\x17\n" +
+	"\aboot_id\x18\x06 \x01(\tR\x06bootId\x12\x1f\n" +
+	"\vpolicy_hash\x18\a \x01(\tR\n" +
+	"policyHashJ\x04\b\x02\x10\x03J\x04\b\x03\x10\x04J\x04\b\x04\x10\x05J\x04\b\x05\x10\x06R\x10public_key_shareR\x10group_public_keyR\tthresholdR\vmax_signers\"\xb3\x01\n" +
+	"\aKeyInfo\x12\x15\n" +
+	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12(\n" +
 	"\x10public_key_share\x18\x02 \x01(\fR\x0epublicKeyShare\x12(\n" +
 	"\x10group_public_key\x18\x03 \x01(\fR\x0egroupPublicKey\x12\x1c\n" +
 	"\tthreshold\x18\x04 \x01(\rR\tthreshold\x12\x1f\n" +
 	"\vmax_signers\x18\x05 \x01(\rR\n" +
-	"maxSigners\x12\x17\n" +
-	"\aboot_id\x18\x06 \x01(\tR\x06bootId\x12\x1f\n" +
-	"\vpolicy_hash\x18\a \x01(\tR\n" +
-	"policyHash\"%\n" +
+	"maxSigners\"<\n" +
 	"\rCommitRequest\x12\x14\n" +
-	"\x05count\x18\x01 \x01(\rR\x05count\"h\n" +
+	"\x05count\x18\x01 \x01(\rR\x05count\x12\x15\n" +
+	"\x06key_id\x18\x02 \x01(\tR\x05keyId\"\x7f\n" +
 	"\x0eCommitResponse\x12\x1b\n" +
 	"\tsigner_id\x18\x01 \x01(\rR\bsignerId\x12\x17\n" +
 	"\aboot_id\x18\x02 \x01(\tR\x06bootId\x12 \n" +
-	"\vcommitments\x18\x03 \x03(\fR\vcommitments\"\xd7\x01\n" +
+	"\vcommitments\x18\x03 \x03(\fR\vcommitments\x12\x15\n" +
+	"\x06key_id\x18\x04 \x01(\tR\x05keyId\"\x92\x02\n" +
 	"\vSignRequest\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\fR\amessage\x12'\n" +
 	"\x0fcommitment_list\x18\x02 \x01(\fR\x0ecommitmentList\x12\x1d\n" +
@@ -442,14 +1112,54 @@ const file_frostmint_sign_v1_sign_proto_rawDesc = "" +
 	"request_id\x18\x03 \x01(\tR\trequestId\x12E\n" +
 	"\x0ecaller_request\x18\x04 \x01(\v2\x1e.frostmint.mint.v1.MintRequestR\rcallerRequest\x12\x1f\n" +
 	"\vpolicy_hash\x18\x05 \x01(\tR\n" +
-	"policyHash\"T\n" +
+	"policyHash\x129\n" +
+	"\tapprovals\x18\x06 \x03(\v2\x1b.frostmint.sign.v1.ApprovalR\tapprovals\"\x80\x01\n" +
+	"\bApproval\x12\x1b\n" +
+	"\tsigner_id\x18\x01 \x01(\rR\bsignerId\x12\x1d\n" +
+	"\n" +
+	"cert_chain\x18\x02 \x03(\fR\tcertChain\x12\x1a\n" +
+	"\bapprover\x18\x03 \x01(\tR\bapprover\x12\x1c\n" +
+	"\tsignature\x18\x04 \x01(\fR\tsignature\"\xb1\x01\n" +
+	"\x0eApproveRequest\x12\x18\n" +
+	"\amessage\x18\x01 \x01(\fR\amessage\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x02 \x01(\tR\trequestId\x12E\n" +
+	"\x0ecaller_request\x18\x03 \x01(\v2\x1e.frostmint.mint.v1.MintRequestR\rcallerRequest\x12\x1f\n" +
+	"\vpolicy_hash\x18\x04 \x01(\tR\n" +
+	"policyHash\"J\n" +
+	"\x0fApproveResponse\x127\n" +
+	"\bapproval\x18\x01 \x01(\v2\x1b.frostmint.sign.v1.ApprovalR\bapproval\"\x8e\x03\n" +
+	"\x0eConnectRequest\x12\x17\n" +
+	"\acall_id\x18\x01 \x01(\x04R\x06callId\x128\n" +
+	"\x05hello\x18\x02 \x01(\v2 .frostmint.sign.v1.GuardianHelloH\x00R\x05hello\x125\n" +
+	"\x04info\x18\x03 \x01(\v2\x1f.frostmint.sign.v1.InfoResponseH\x00R\x04info\x12;\n" +
+	"\x06commit\x18\x04 \x01(\v2!.frostmint.sign.v1.CommitResponseH\x00R\x06commit\x125\n" +
+	"\x04sign\x18\x05 \x01(\v2\x1f.frostmint.sign.v1.SignResponseH\x00R\x04sign\x12>\n" +
+	"\aapprove\x18\x06 \x01(\v2\".frostmint.sign.v1.ApproveResponseH\x00R\aapprove\x124\n" +
+	"\x05error\x18\a \x01(\v2\x1c.frostmint.sign.v1.CallErrorH\x00R\x05errorB\b\n" +
+	"\x06answer\",\n" +
+	"\rGuardianHello\x12\x1b\n" +
+	"\tsigner_id\x18\x01 \x01(\rR\bsignerId\"9\n" +
+	"\tCallError\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\x99\x02\n" +
+	"\x0fConnectResponse\x12\x17\n" +
+	"\acall_id\x18\x01 \x01(\x04R\x06callId\x124\n" +
+	"\x04info\x18\x02 \x01(\v2\x1e.frostmint.sign.v1.InfoRequestH\x00R\x04info\x12:\n" +
+	"\x06commit\x18\x03 \x01(\v2 .frostmint.sign.v1.CommitRequestH\x00R\x06commit\x124\n" +
+	"\x04sign\x18\x04 \x01(\v2\x1e.frostmint.sign.v1.SignRequestH\x00R\x04sign\x12=\n" +
+	"\aapprove\x18\x05 \x01(\v2!.frostmint.sign.v1.ApproveRequestH\x00R\aapproveB\x06\n" +
+	"\x04call\"T\n" +
 	"\fSignResponse\x12\x1b\n" +
 	"\tsigner_id\x18\x01 \x01(\rR\bsignerId\x12'\n" +
-	"\x0fsignature_share\x18\x02 \x01(\fR\x0esignatureShare2\xf0\x01\n" +
+	"\x0fsignature_share\x18\x02 \x01(\fR\x0esignatureShare2\xc2\x02\n" +
 	"\rSignerService\x12G\n" +
 	"\x04Info\x12\x1e.frostmint.sign.v1.InfoRequest\x1a\x1f.frostmint.sign.v1.InfoResponse\x12M\n" +
 	"\x06Commit\x12 .frostmint.sign.v1.CommitRequest\x1a!.frostmint.sign.v1.CommitResponse\x12G\n" +
-	"\x04Sign\x12\x1e.frostmint.sign.v1.SignRequest\x1a\x1f.frostmint.sign.v1.SignResponseB?Z=github.com/frostmint/frostmint/proto/frostmint/sign/v1;signv1b\x06proto3"
+	"\x04Sign\x12\x1e.frostmint.sign.v1.SignRequest\x1a\x1f.frostmint.sign.v1.SignResponse\x12P\n" +
+	"\aApprove\x12!.frostmint.sign.v1.ApproveRequest\x1a\".frostmint.sign.v1.ApproveResponse2g\n" +
+	"\x0fGuardianService\x12T\n" +
+	"\aConnect\x12!.frostmint.sign.v1.ConnectRequest\x1a\".frostmint.sign.v1.ConnectResponse(\x010\x01B?Z=github.com/frostmint/frostmint/proto/frostmint/sign/v1;signv1b\x06proto3"
 
 var (
 	file_frostmint_sign_v1_sign_proto_rawDescOnce sync.Once
@@ -463,29 +1173,55 @@ func file_frostmint_sign_v1_sign_proto_rawDescGZIP() []byte {
 	return file_frostmint_sign_v1_sign_proto_rawDescData
 }
 
-var file_frostmint_sign_v1_sign_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_frostmint_sign_v1_sign_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_frostmint_sign_v1_sign_proto_goTypes = []any{
-	(*InfoRequest)(nil),    // 0: frostmint.sign.v1.InfoRequest
-	(*InfoResponse)(nil),   // 1: frostmint.sign.v1.InfoResponse
-	(*CommitRequest)(nil),  // 2: frostmint.sign.v1.CommitRequest
-	(*CommitResponse)(nil), // 3: frostmint.sign.v1.CommitResponse
-	(*SignRequest)(nil),    // 4: frostmint.sign.v1.SignRequest
-	(*SignResponse)(nil),   // 5: frostmint.sign.v1.SignResponse
-	(*v1.MintRequest)(nil), // 6: frostmint.mint.v1.MintRequest
+	(*InfoRequest)(nil),     // 0: frostmint.sign.v1.InfoRequest
+	(*InfoResponse)(nil),    // 1: frostmint.sign.v1.InfoResponse
+	(*KeyInfo)(nil),         // 2: frostmint.sign.v1.KeyInfo
+	(*CommitRequest)(nil),   // 3: frostmint.sign.v1.CommitRequest
+	(*CommitResponse)(nil),  // 4: frostmint.sign.v1.CommitResponse
+	(*SignRequest)(nil),     // 5: frostmint.sign.v1.SignRequest
+	(*Approval)(nil),        // 6: frostmint.sign.v1.Approval
+	(*ApproveRequest)(nil),  // 7: frostmint.sign.v1.ApproveRequest
+	(*ApproveResponse)(nil), // 8: frostmint.sign.v1.ApproveResponse
+	(*ConnectRequest)(nil),  // 9: frostmint.sign.v1.ConnectRequest
+	(*GuardianHello)(nil),   // 10: frostmint.sign.v1.GuardianHello
+	(*CallError)(nil),       // 11: frostmint.sign.v1.CallError
+	(*ConnectResponse)(nil), // 12: frostmint.sign.v1.ConnectResponse
+	(*SignResponse)(nil),    // 13: frostmint.sign.v1.SignResponse
+	(*v1.MintRequest)(nil),  // 14: frostmint.mint.v1.MintRequest
 }
 var file_frostmint_sign_v1_sign_proto_depIdxs = []int32{
-	6, // 0: frostmint.sign.v1.SignRequest.caller_request:type_name -> frostmint.mint.v1.MintRequest
-	0, // 1: frostmint.sign.v1.SignerService.Info:input_type -> frostmint.sign.v1.InfoRequest
-	2, // 2: frostmint.sign.v1.SignerService.Commit:input_type -> frostmint.sign.v1.CommitRequest
-	4, // 3: frostmint.sign.v1.SignerService.Sign:input_type -> frostmint.sign.v1.SignRequest
-	1, // 4: frostmint.sign.v1.SignerService.Info:output_type -> frostmint.sign.v1.InfoResponse
-	3, // 5: frostmint.sign.v1.SignerService.Commit:output_type -> frostmint.sign.v1.CommitResponse
-	5, // 6: frostmint.sign.v1.SignerService.Sign:output_type -> frostmint.sign.v1.SignResponse
-	4, // [4:7] is the sub-list for method output_type
-	1, // [1:4] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	2,  // 0: frostmint.sign.v1.InfoResponse.keys:type_name -> frostmint.sign.v1.KeyInfo
+	14, // 1: frostmint.sign.v1.SignRequest.caller_request:type_name -> frostmint.mint.v1.MintRequest
+	6,  // 2: frostmint.sign.v1.SignRequest.approvals:type_name -> frostmint.sign.v1.Approval
+	14, // 3: frostmint.sign.v1.ApproveRequest.caller_request:type_name -> frostmint.mint.v1.MintRequest
+	6,  // 4: frostmint.sign.v1.ApproveResponse.approval:type_name -> frostmint.sign.v1.Approval
+	10, // 5: frostmint.sign.v1.ConnectRequest.hello:type_name -> frostmint.sign.v1.GuardianHello
+	1,  // 6: frostmint.sign.v1.ConnectRequest.info:type_name -> frostmint.sign.v1.InfoResponse
+	4,  // 7: frostmint.sign.v1.ConnectRequest.commit:type_name -> frostmint.sign.v1.CommitResponse
+	13, // 8: frostmint.sign.v1.ConnectRequest.sign:type_name -> frostmint.sign.v1.SignResponse
+	8,  // 9: frostmint.sign.v1.ConnectRequest.approve:type_name -> frostmint.sign.v1.ApproveResponse
+	11, // 10: frostmint.sign.v1.ConnectRequest.error:type_name -> frostmint.sign.v1.CallError
+	0,  // 11: frostmint.sign.v1.ConnectResponse.info:type_name -> frostmint.sign.v1.InfoRequest
+	3,  // 12: frostmint.sign.v1.ConnectResponse.commit:type_name -> frostmint.sign.v1.CommitRequest
+	5,  // 13: frostmint.sign.v1.ConnectResponse.sign:type_name -> frostmint.sign.v1.SignRequest
+	7,  // 14: frostmint.sign.v1.ConnectResponse.approve:type_name -> frostmint.sign.v1.ApproveRequest
+	0,  // 15: frostmint.sign.v1.SignerService.Info:input_type -> frostmint.sign.v1.InfoRequest
+	3,  // 16: frostmint.sign.v1.SignerService.Commit:input_type -> frostmint.sign.v1.CommitRequest
+	5,  // 17: frostmint.sign.v1.SignerService.Sign:input_type -> frostmint.sign.v1.SignRequest
+	7,  // 18: frostmint.sign.v1.SignerService.Approve:input_type -> frostmint.sign.v1.ApproveRequest
+	9,  // 19: frostmint.sign.v1.GuardianService.Connect:input_type -> frostmint.sign.v1.ConnectRequest
+	1,  // 20: frostmint.sign.v1.SignerService.Info:output_type -> frostmint.sign.v1.InfoResponse
+	4,  // 21: frostmint.sign.v1.SignerService.Commit:output_type -> frostmint.sign.v1.CommitResponse
+	13, // 22: frostmint.sign.v1.SignerService.Sign:output_type -> frostmint.sign.v1.SignResponse
+	8,  // 23: frostmint.sign.v1.SignerService.Approve:output_type -> frostmint.sign.v1.ApproveResponse
+	12, // 24: frostmint.sign.v1.GuardianService.Connect:output_type -> frostmint.sign.v1.ConnectResponse
+	20, // [20:25] is the sub-list for method output_type
+	15, // [15:20] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_frostmint_sign_v1_sign_proto_init() }
@@ -493,15 +1229,29 @@ func file_frostmint_sign_v1_sign_proto_init() {
 	if File_frostmint_sign_v1_sign_proto != nil {
 		return
 	}
+	file_frostmint_sign_v1_sign_proto_msgTypes[9].OneofWrappers = []any{
+		(*ConnectRequest_Hello)(nil),
+		(*ConnectRequest_Info)(nil),
+		(*ConnectRequest_Commit)(nil),
+		(*ConnectRequest_Sign)(nil),
+		(*ConnectRequest_Approve)(nil),
+		(*ConnectRequest_Error)(nil),
+	}
+	file_frostmint_sign_v1_sign_proto_msgTypes[12].OneofWrappers = []any{
+		(*ConnectResponse_Info)(nil),
+		(*ConnectResponse_Commit)(nil),
+		(*ConnectResponse_Sign)(nil),
+		(*ConnectResponse_Approve)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_frostmint_sign_v1_sign_proto_rawDesc), len(file_frostmint_sign_v1_sign_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   14,
 			NumExtensions: 0,
-			NumServices:   1,
+			NumServices:   2,
 		},
 		GoTypes:           file_frostmint_sign_v1_sign_proto_goTypes,
 		DependencyIndexes: file_frostmint_sign_v1_sign_proto_depIdxs,

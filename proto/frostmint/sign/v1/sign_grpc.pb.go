@@ -26,9 +26,10 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	SignerService_Info_FullMethodName   = "/frostmint.sign.v1.SignerService/Info"
-	SignerService_Commit_FullMethodName = "/frostmint.sign.v1.SignerService/Commit"
-	SignerService_Sign_FullMethodName   = "/frostmint.sign.v1.SignerService/Sign"
+	SignerService_Info_FullMethodName    = "/frostmint.sign.v1.SignerService/Info"
+	SignerService_Commit_FullMethodName  = "/frostmint.sign.v1.SignerService/Commit"
+	SignerService_Sign_FullMethodName    = "/frostmint.sign.v1.SignerService/Sign"
+	SignerService_Approve_FullMethodName = "/frostmint.sign.v1.SignerService/Approve"
 )
 
 // SignerServiceClient is the client API for SignerService service.
@@ -59,6 +60,17 @@ type SignerServiceClient interface {
 	// signer's commitments and retry, UNAVAILABLE when the signer cannot write
 	// its audit record.
 	Sign(ctx context.Context, in *SignRequest, opts ...grpc.CallOption) (*SignResponse, error)
+	// Approve asks the human behind a guardian to approve one token that the
+	// policy says needs approval. The guardian judges the request as it would
+	// for Sign (without spending the evidence), shows the engineer who asks
+	// for what, and signs an Approval with its identity key only if the
+	// engineer says yes within the timeout. Every signer then requires a
+	// valid Approval in the SignRequest of such a token.
+	//
+	// Errors: as Sign for a request it refuses; PERMISSION_DENIED when the
+	// engineer declines; DEADLINE_EXCEEDED when nobody answered in time;
+	// UNIMPLEMENTED when this signer has no human to ask.
+	Approve(ctx context.Context, in *ApproveRequest, opts ...grpc.CallOption) (*ApproveResponse, error)
 }
 
 type signerServiceClient struct {
@@ -99,6 +111,16 @@ func (c *signerServiceClient) Sign(ctx context.Context, in *SignRequest, opts ..
 	return out, nil
 }
 
+func (c *signerServiceClient) Approve(ctx context.Context, in *ApproveRequest, opts ...grpc.CallOption) (*ApproveResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ApproveResponse)
+	err := c.cc.Invoke(ctx, SignerService_Approve_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SignerServiceServer is the server API for SignerService service.
 // All implementations must embed UnimplementedSignerServiceServer
 // for forward compatibility.
@@ -127,6 +149,17 @@ type SignerServiceServer interface {
 	// signer's commitments and retry, UNAVAILABLE when the signer cannot write
 	// its audit record.
 	Sign(context.Context, *SignRequest) (*SignResponse, error)
+	// Approve asks the human behind a guardian to approve one token that the
+	// policy says needs approval. The guardian judges the request as it would
+	// for Sign (without spending the evidence), shows the engineer who asks
+	// for what, and signs an Approval with its identity key only if the
+	// engineer says yes within the timeout. Every signer then requires a
+	// valid Approval in the SignRequest of such a token.
+	//
+	// Errors: as Sign for a request it refuses; PERMISSION_DENIED when the
+	// engineer declines; DEADLINE_EXCEEDED when nobody answered in time;
+	// UNIMPLEMENTED when this signer has no human to ask.
+	Approve(context.Context, *ApproveRequest) (*ApproveResponse, error)
 	mustEmbedUnimplementedSignerServiceServer()
 }
 
@@ -145,6 +178,9 @@ func (UnimplementedSignerServiceServer) Commit(context.Context, *CommitRequest) 
 }
 func (UnimplementedSignerServiceServer) Sign(context.Context, *SignRequest) (*SignResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Sign not implemented")
+}
+func (UnimplementedSignerServiceServer) Approve(context.Context, *ApproveRequest) (*ApproveResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Approve not implemented")
 }
 func (UnimplementedSignerServiceServer) mustEmbedUnimplementedSignerServiceServer() {}
 func (UnimplementedSignerServiceServer) testEmbeddedByValue()                       {}
@@ -221,6 +257,24 @@ func _SignerService_Sign_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SignerService_Approve_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ApproveRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SignerServiceServer).Approve(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SignerService_Approve_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SignerServiceServer).Approve(ctx, req.(*ApproveRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SignerService_ServiceDesc is the grpc.ServiceDesc for SignerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -240,7 +294,133 @@ var SignerService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "Sign",
 			Handler:    _SignerService_Sign_Handler,
 		},
+		{
+			MethodName: "Approve",
+			Handler:    _SignerService_Approve_Handler,
+		},
 	},
 	Streams:  []grpc.StreamDesc{},
+	Metadata: "frostmint/sign/v1/sign.proto",
+}
+
+const (
+	GuardianService_Connect_FullMethodName = "/frostmint.sign.v1.GuardianService/Connect"
+)
+
+// GuardianServiceClient is the client API for GuardianService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// GuardianService is served by the coordinator for guardians: signer
+// daemons on engineers' workstations, behind NAT, that dial out instead of
+// being dialled. Over one long-lived stream the coordinator sends the calls
+// of SignerService and the guardian answers them, so that the coordinator
+// treats a connected guardian like any other signer.
+type GuardianServiceClient interface {
+	// Connect carries the guardian's answers (ConnectRequest, starting with a
+	// hello) and the coordinator's calls (ConnectResponse). The guardian's
+	// mTLS identity must be the one configured for its signer id.
+	//
+	// Errors: PERMISSION_DENIED for an identity that is not a configured
+	// guardian; ALREADY_EXISTS when that guardian is already connected;
+	// INVALID_ARGUMENT when the first message is not a hello.
+	Connect(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ConnectRequest, ConnectResponse], error)
+}
+
+type guardianServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewGuardianServiceClient(cc grpc.ClientConnInterface) GuardianServiceClient {
+	return &guardianServiceClient{cc}
+}
+
+func (c *guardianServiceClient) Connect(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ConnectRequest, ConnectResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &GuardianService_ServiceDesc.Streams[0], GuardianService_Connect_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ConnectRequest, ConnectResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type GuardianService_ConnectClient = grpc.BidiStreamingClient[ConnectRequest, ConnectResponse]
+
+// GuardianServiceServer is the server API for GuardianService service.
+// All implementations must embed UnimplementedGuardianServiceServer
+// for forward compatibility.
+//
+// GuardianService is served by the coordinator for guardians: signer
+// daemons on engineers' workstations, behind NAT, that dial out instead of
+// being dialled. Over one long-lived stream the coordinator sends the calls
+// of SignerService and the guardian answers them, so that the coordinator
+// treats a connected guardian like any other signer.
+type GuardianServiceServer interface {
+	// Connect carries the guardian's answers (ConnectRequest, starting with a
+	// hello) and the coordinator's calls (ConnectResponse). The guardian's
+	// mTLS identity must be the one configured for its signer id.
+	//
+	// Errors: PERMISSION_DENIED for an identity that is not a configured
+	// guardian; ALREADY_EXISTS when that guardian is already connected;
+	// INVALID_ARGUMENT when the first message is not a hello.
+	Connect(grpc.BidiStreamingServer[ConnectRequest, ConnectResponse]) error
+	mustEmbedUnimplementedGuardianServiceServer()
+}
+
+// UnimplementedGuardianServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedGuardianServiceServer struct{}
+
+func (UnimplementedGuardianServiceServer) Connect(grpc.BidiStreamingServer[ConnectRequest, ConnectResponse]) error {
+	return status.Error(codes.Unimplemented, "method Connect not implemented")
+}
+func (UnimplementedGuardianServiceServer) mustEmbedUnimplementedGuardianServiceServer() {}
+func (UnimplementedGuardianServiceServer) testEmbeddedByValue()                         {}
+
+// UnsafeGuardianServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to GuardianServiceServer will
+// result in compilation errors.
+type UnsafeGuardianServiceServer interface {
+	mustEmbedUnimplementedGuardianServiceServer()
+}
+
+func RegisterGuardianServiceServer(s grpc.ServiceRegistrar, srv GuardianServiceServer) {
+	// If the following call panics, it indicates UnimplementedGuardianServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&GuardianService_ServiceDesc, srv)
+}
+
+func _GuardianService_Connect_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(GuardianServiceServer).Connect(&grpc.GenericServerStream[ConnectRequest, ConnectResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type GuardianService_ConnectServer = grpc.BidiStreamingServer[ConnectRequest, ConnectResponse]
+
+// GuardianService_ServiceDesc is the grpc.ServiceDesc for GuardianService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var GuardianService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "frostmint.sign.v1.GuardianService",
+	HandlerType: (*GuardianServiceServer)(nil),
+	Methods:     []grpc.MethodDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Connect",
+			Handler:       _GuardianService_Connect_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+	},
 	Metadata: "frostmint/sign/v1/sign.proto",
 }
