@@ -46,6 +46,9 @@ Usage:
                                                            --listen --upstream --issuer --audience [--jwks --scope --redis])
   frostmint coordinator --config FILE                      run the coordinator daemon
   frostmint signer --config FILE                           run a signer daemon
+  frostmint guardian enroll --id N --keystore URI ...      enrol this workstation as a guardian
+  frostmint guardian run --config FILE                     run a guardian (dials out to the coordinator)
+  frostmint keys list|activate|retire --keys-dir DIR [KID] manage key epochs (rotation)
 
 Run "frostmint COMMAND --help" for a command's flags.
 `
@@ -106,6 +109,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return exitUsage
 	case "gateway":
 		return gateway.Main(ctx, args[1:], stdout, stderr)
+	case "keys":
+		return e.keys(args[1:])
+	case "guardian":
+		return e.guardian(ctx, args[1:])
 	case "coordinator":
 		return e.daemon(ctx, "coordinator", args[1:], coordinator.RunConfigFile)
 	case "signer":
