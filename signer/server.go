@@ -22,6 +22,7 @@ import (
 	"github.com/frostmint/frostmint/policy"
 	"github.com/frostmint/frostmint/policy/audit"
 	"github.com/frostmint/frostmint/policy/limit"
+	ceremonyv1 "github.com/frostmint/frostmint/proto/frostmint/ceremony/v1"
 	signv1 "github.com/frostmint/frostmint/proto/frostmint/sign/v1"
 	"github.com/frostmint/frostmint/signer/frost"
 	"github.com/frostmint/frostmint/signer/keystore"
@@ -44,6 +45,7 @@ type Server struct {
 	sealer   keystore.Sealer
 	approver Approver
 	roots    *x509.CertPool // the cluster CA: for approvals
+	ceremony ceremonyv1.CeremonyParticipantServiceServer
 	identity *tls.Certificate
 	bootID   string
 	closers  []func() error
@@ -87,12 +89,18 @@ func WithSealer(k keystore.Sealer) Option { return func(s *Server) { s.sealer = 
 // an embedding application with its own way to ask).
 func WithApprover(a Approver) Option { return func(s *Server) { s.approver = a } }
 
-// New validates cfg, reads the group, unseals the share into memory and
-// returns a Server. Errors name the failing part and never carry secret
-// material.
+// New validates cfg, disables core dumps for the process, opens the
+// keystore, unseals the share of every key epoch in the keys dir into
+// memory, and returns a Server. A signer without any epoch yet starts (it
+// signs nothing until a key ceremony). Errors name the failing part and
+// never carry secret material.
 func New(cfg Config, log *slog.Logger, opts ...Option) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("signer config: %w", err)
+	}
+	// Before any share is unsealed: no core file, no ptrace, may hold it.
+	if err := disableCoreDumps(); err != nil {
+		return nil, fmt.Errorf("signer: disabling core dumps: %w", err)
 	}
 	b := make([]byte, 16)
 	if _, err := rand.Read(b); err != nil {

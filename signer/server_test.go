@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
+	"syscall"
 	"testing"
 	"time"
 
@@ -353,5 +354,16 @@ func TestApprovalRequired(t *testing.T) {
 	// A signer that is no guardian has nobody to ask.
 	if _, err := f.c.Signers[1].Server.Approve(context.Background(), &signv1.ApproveRequest{Message: f.msg(prod)}); status.Code(err) != codes.Unimplemented {
 		t.Fatalf("Approve on a plain signer: %v", err)
+	}
+}
+
+func TestNoCoreDumps(t *testing.T) {
+	newFixture(t)
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_CORE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	if lim.Cur != 0 || lim.Max != 0 {
+		t.Fatalf("RLIMIT_CORE = %+v after signer.New, want 0", lim)
 	}
 }
