@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	ceremonyv1 "github.com/frostmint/frostmint/proto/frostmint/ceremony/v1"
 	mintv1 "github.com/frostmint/frostmint/proto/frostmint/mint/v1"
 	signv1 "github.com/frostmint/frostmint/proto/frostmint/sign/v1"
 	"github.com/frostmint/frostmint/verifier/mtls"
@@ -145,6 +146,97 @@ func (g *guardianClient) Approve(ctx context.Context, in *signv1.ApproveRequest,
 }
 
 var errWrongAnswer = status.Error(codes.Internal, "the guardian answered another call")
+
+// guardianParticipant is a key ceremony participant reached over a
+// guardian's stream, through its pool (so a guardian that reconnects
+// mid-ceremony is reached on its new stream).
+type guardianParticipant struct{ p *pool }
+
+func (g guardianParticipant) Identity() string { return g.p.ep.Identity }
+
+// stream returns the guardian's current stream client.
+func (g guardianParticipant) stream() (*guardianClient, error) {
+	c, ok := g.p.rpc().(*guardianClient)
+	if !ok || c == nil {
+		return nil, errAway
+	}
+	return c, nil
+}
+
+func (g guardianParticipant) Begin(ctx context.Context, in *ceremonyv1.BeginRequest) (*ceremonyv1.BeginResponse, error) {
+	c, err := g.stream()
+	if err != nil {
+		return nil, err
+	}
+	a, err := c.call(ctx, &signv1.ConnectResponse{Call: &signv1.ConnectResponse_CeremonyBegin{CeremonyBegin: in}})
+	if err != nil {
+		return nil, err
+	}
+	if r := a.GetCeremonyBegin(); r != nil {
+		return r, nil
+	}
+	return nil, errWrongAnswer
+}
+
+func (g guardianParticipant) Exchange(ctx context.Context, in *ceremonyv1.ExchangeRequest) (*ceremonyv1.ExchangeResponse, error) {
+	c, err := g.stream()
+	if err != nil {
+		return nil, err
+	}
+	a, err := c.call(ctx, &signv1.ConnectResponse{Call: &signv1.ConnectResponse_CeremonyExchange{CeremonyExchange: in}})
+	if err != nil {
+		return nil, err
+	}
+	if r := a.GetCeremonyExchange(); r != nil {
+		return r, nil
+	}
+	return nil, errWrongAnswer
+}
+
+func (g guardianParticipant) Finish(ctx context.Context, in *ceremonyv1.FinishRequest) (*ceremonyv1.FinishResponse, error) {
+	c, err := g.stream()
+	if err != nil {
+		return nil, err
+	}
+	a, err := c.call(ctx, &signv1.ConnectResponse{Call: &signv1.ConnectResponse_CeremonyFinish{CeremonyFinish: in}})
+	if err != nil {
+		return nil, err
+	}
+	if r := a.GetCeremonyFinish(); r != nil {
+		return r, nil
+	}
+	return nil, errWrongAnswer
+}
+
+func (g guardianParticipant) Commit(ctx context.Context, in *ceremonyv1.CommitRequest) (*ceremonyv1.CommitResponse, error) {
+	c, err := g.stream()
+	if err != nil {
+		return nil, err
+	}
+	a, err := c.call(ctx, &signv1.ConnectResponse{Call: &signv1.ConnectResponse_CeremonyCommit{CeremonyCommit: in}})
+	if err != nil {
+		return nil, err
+	}
+	if r := a.GetCeremonyCommit(); r != nil {
+		return r, nil
+	}
+	return nil, errWrongAnswer
+}
+
+func (g guardianParticipant) Abort(ctx context.Context, in *ceremonyv1.AbortRequest) (*ceremonyv1.AbortResponse, error) {
+	c, err := g.stream()
+	if err != nil {
+		return nil, err
+	}
+	a, err := c.call(ctx, &signv1.ConnectResponse{Call: &signv1.ConnectResponse_CeremonyAbort{CeremonyAbort: in}})
+	if err != nil {
+		return nil, err
+	}
+	if r := a.GetCeremonyAbort(); r != nil {
+		return r, nil
+	}
+	return nil, errWrongAnswer
+}
 
 // Connect implements signv1.GuardianServiceServer: it admits a configured
 // guardian by its mTLS identity, attaches its stream to its pool while

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
+	ceremonyv1 "github.com/frostmint/frostmint/proto/frostmint/ceremony/v1"
 	signv1 "github.com/frostmint/frostmint/proto/frostmint/sign/v1"
 	"github.com/frostmint/frostmint/verifier/mtls"
 )
@@ -178,6 +179,13 @@ func (s *Server) guardianSession(ctx context.Context, client signv1.GuardianServ
 	}
 }
 
+func (s *Server) canCeremony() error {
+	if s.ceremony == nil {
+		return status.Error(codes.Unimplemented, "this signer takes no part in key ceremonies")
+	}
+	return nil
+}
+
 // answer serves one call from the coordinator.
 func (s *Server) answer(ctx context.Context, call *signv1.ConnectResponse) *signv1.ConnectRequest {
 	var (
@@ -204,6 +212,41 @@ func (s *Server) answer(ctx context.Context, call *signv1.ConnectResponse) *sign
 		var r *signv1.ApproveResponse
 		if r, err = s.Approve(ctx, c.Approve); err == nil {
 			ans = &signv1.ConnectRequest{Answer: &signv1.ConnectRequest_Approve{Approve: r}}
+		}
+	case *signv1.ConnectResponse_CeremonyBegin:
+		if err = s.canCeremony(); err == nil {
+			var r *ceremonyv1.BeginResponse
+			if r, err = s.ceremony.Begin(ctx, c.CeremonyBegin); err == nil {
+				ans = &signv1.ConnectRequest{Answer: &signv1.ConnectRequest_CeremonyBegin{CeremonyBegin: r}}
+			}
+		}
+	case *signv1.ConnectResponse_CeremonyExchange:
+		if err = s.canCeremony(); err == nil {
+			var r *ceremonyv1.ExchangeResponse
+			if r, err = s.ceremony.Exchange(ctx, c.CeremonyExchange); err == nil {
+				ans = &signv1.ConnectRequest{Answer: &signv1.ConnectRequest_CeremonyExchange{CeremonyExchange: r}}
+			}
+		}
+	case *signv1.ConnectResponse_CeremonyFinish:
+		if err = s.canCeremony(); err == nil {
+			var r *ceremonyv1.FinishResponse
+			if r, err = s.ceremony.Finish(ctx, c.CeremonyFinish); err == nil {
+				ans = &signv1.ConnectRequest{Answer: &signv1.ConnectRequest_CeremonyFinish{CeremonyFinish: r}}
+			}
+		}
+	case *signv1.ConnectResponse_CeremonyCommit:
+		if err = s.canCeremony(); err == nil {
+			var r *ceremonyv1.CommitResponse
+			if r, err = s.ceremony.Commit(ctx, c.CeremonyCommit); err == nil {
+				ans = &signv1.ConnectRequest{Answer: &signv1.ConnectRequest_CeremonyCommit{CeremonyCommit: r}}
+			}
+		}
+	case *signv1.ConnectResponse_CeremonyAbort:
+		if err = s.canCeremony(); err == nil {
+			var r *ceremonyv1.AbortResponse
+			if r, err = s.ceremony.Abort(ctx, c.CeremonyAbort); err == nil {
+				ans = &signv1.ConnectRequest{Answer: &signv1.ConnectRequest_CeremonyAbort{CeremonyAbort: r}}
+			}
 		}
 	default:
 		err = status.Error(codes.Unimplemented, "unknown call")

@@ -14,6 +14,7 @@
 package signv1
 
 import (
+	v11 "github.com/frostmint/frostmint/proto/frostmint/ceremony/v1"
 	v1 "github.com/frostmint/frostmint/proto/frostmint/mint/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -657,6 +658,11 @@ type ConnectRequest struct {
 	//	*ConnectRequest_Sign
 	//	*ConnectRequest_Approve
 	//	*ConnectRequest_Error
+	//	*ConnectRequest_CeremonyBegin
+	//	*ConnectRequest_CeremonyExchange
+	//	*ConnectRequest_CeremonyFinish
+	//	*ConnectRequest_CeremonyCommit
+	//	*ConnectRequest_CeremonyAbort
 	Answer        isConnectRequest_Answer `protobuf_oneof:"answer"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -760,6 +766,51 @@ func (x *ConnectRequest) GetError() *CallError {
 	return nil
 }
 
+func (x *ConnectRequest) GetCeremonyBegin() *v11.BeginResponse {
+	if x != nil {
+		if x, ok := x.Answer.(*ConnectRequest_CeremonyBegin); ok {
+			return x.CeremonyBegin
+		}
+	}
+	return nil
+}
+
+func (x *ConnectRequest) GetCeremonyExchange() *v11.ExchangeResponse {
+	if x != nil {
+		if x, ok := x.Answer.(*ConnectRequest_CeremonyExchange); ok {
+			return x.CeremonyExchange
+		}
+	}
+	return nil
+}
+
+func (x *ConnectRequest) GetCeremonyFinish() *v11.FinishResponse {
+	if x != nil {
+		if x, ok := x.Answer.(*ConnectRequest_CeremonyFinish); ok {
+			return x.CeremonyFinish
+		}
+	}
+	return nil
+}
+
+func (x *ConnectRequest) GetCeremonyCommit() *v11.CommitResponse {
+	if x != nil {
+		if x, ok := x.Answer.(*ConnectRequest_CeremonyCommit); ok {
+			return x.CeremonyCommit
+		}
+	}
+	return nil
+}
+
+func (x *ConnectRequest) GetCeremonyAbort() *v11.AbortResponse {
+	if x != nil {
+		if x, ok := x.Answer.(*ConnectRequest_CeremonyAbort); ok {
+			return x.CeremonyAbort
+		}
+	}
+	return nil
+}
+
 type isConnectRequest_Answer interface {
 	isConnectRequest_Answer()
 }
@@ -788,6 +839,27 @@ type ConnectRequest_Error struct {
 	Error *CallError `protobuf:"bytes,7,opt,name=error,proto3,oneof"`
 }
 
+type ConnectRequest_CeremonyBegin struct {
+	// Answers to the key ceremony's calls (CeremonyParticipantService).
+	CeremonyBegin *v11.BeginResponse `protobuf:"bytes,8,opt,name=ceremony_begin,json=ceremonyBegin,proto3,oneof"`
+}
+
+type ConnectRequest_CeremonyExchange struct {
+	CeremonyExchange *v11.ExchangeResponse `protobuf:"bytes,9,opt,name=ceremony_exchange,json=ceremonyExchange,proto3,oneof"`
+}
+
+type ConnectRequest_CeremonyFinish struct {
+	CeremonyFinish *v11.FinishResponse `protobuf:"bytes,10,opt,name=ceremony_finish,json=ceremonyFinish,proto3,oneof"`
+}
+
+type ConnectRequest_CeremonyCommit struct {
+	CeremonyCommit *v11.CommitResponse `protobuf:"bytes,11,opt,name=ceremony_commit,json=ceremonyCommit,proto3,oneof"`
+}
+
+type ConnectRequest_CeremonyAbort struct {
+	CeremonyAbort *v11.AbortResponse `protobuf:"bytes,12,opt,name=ceremony_abort,json=ceremonyAbort,proto3,oneof"`
+}
+
 func (*ConnectRequest_Hello) isConnectRequest_Answer() {}
 
 func (*ConnectRequest_Info) isConnectRequest_Answer() {}
@@ -799,6 +871,16 @@ func (*ConnectRequest_Sign) isConnectRequest_Answer() {}
 func (*ConnectRequest_Approve) isConnectRequest_Answer() {}
 
 func (*ConnectRequest_Error) isConnectRequest_Answer() {}
+
+func (*ConnectRequest_CeremonyBegin) isConnectRequest_Answer() {}
+
+func (*ConnectRequest_CeremonyExchange) isConnectRequest_Answer() {}
+
+func (*ConnectRequest_CeremonyFinish) isConnectRequest_Answer() {}
+
+func (*ConnectRequest_CeremonyCommit) isConnectRequest_Answer() {}
+
+func (*ConnectRequest_CeremonyAbort) isConnectRequest_Answer() {}
 
 // GuardianHello opens a guardian's stream.
 type GuardianHello struct {
@@ -911,6 +993,11 @@ type ConnectResponse struct {
 	//	*ConnectResponse_Commit
 	//	*ConnectResponse_Sign
 	//	*ConnectResponse_Approve
+	//	*ConnectResponse_CeremonyBegin
+	//	*ConnectResponse_CeremonyExchange
+	//	*ConnectResponse_CeremonyFinish
+	//	*ConnectResponse_CeremonyCommit
+	//	*ConnectResponse_CeremonyAbort
 	Call          isConnectResponse_Call `protobuf_oneof:"call"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -996,6 +1083,51 @@ func (x *ConnectResponse) GetApprove() *ApproveRequest {
 	return nil
 }
 
+func (x *ConnectResponse) GetCeremonyBegin() *v11.BeginRequest {
+	if x != nil {
+		if x, ok := x.Call.(*ConnectResponse_CeremonyBegin); ok {
+			return x.CeremonyBegin
+		}
+	}
+	return nil
+}
+
+func (x *ConnectResponse) GetCeremonyExchange() *v11.ExchangeRequest {
+	if x != nil {
+		if x, ok := x.Call.(*ConnectResponse_CeremonyExchange); ok {
+			return x.CeremonyExchange
+		}
+	}
+	return nil
+}
+
+func (x *ConnectResponse) GetCeremonyFinish() *v11.FinishRequest {
+	if x != nil {
+		if x, ok := x.Call.(*ConnectResponse_CeremonyFinish); ok {
+			return x.CeremonyFinish
+		}
+	}
+	return nil
+}
+
+func (x *ConnectResponse) GetCeremonyCommit() *v11.CommitRequest {
+	if x != nil {
+		if x, ok := x.Call.(*ConnectResponse_CeremonyCommit); ok {
+			return x.CeremonyCommit
+		}
+	}
+	return nil
+}
+
+func (x *ConnectResponse) GetCeremonyAbort() *v11.AbortRequest {
+	if x != nil {
+		if x, ok := x.Call.(*ConnectResponse_CeremonyAbort); ok {
+			return x.CeremonyAbort
+		}
+	}
+	return nil
+}
+
 type isConnectResponse_Call interface {
 	isConnectResponse_Call()
 }
@@ -1016,6 +1148,28 @@ type ConnectResponse_Approve struct {
 	Approve *ApproveRequest `protobuf:"bytes,5,opt,name=approve,proto3,oneof"`
 }
 
+type ConnectResponse_CeremonyBegin struct {
+	// The key ceremony's calls, relayed to a guardian as to any signer's
+	// CeremonyParticipantService.
+	CeremonyBegin *v11.BeginRequest `protobuf:"bytes,6,opt,name=ceremony_begin,json=ceremonyBegin,proto3,oneof"`
+}
+
+type ConnectResponse_CeremonyExchange struct {
+	CeremonyExchange *v11.ExchangeRequest `protobuf:"bytes,7,opt,name=ceremony_exchange,json=ceremonyExchange,proto3,oneof"`
+}
+
+type ConnectResponse_CeremonyFinish struct {
+	CeremonyFinish *v11.FinishRequest `protobuf:"bytes,8,opt,name=ceremony_finish,json=ceremonyFinish,proto3,oneof"`
+}
+
+type ConnectResponse_CeremonyCommit struct {
+	CeremonyCommit *v11.CommitRequest `protobuf:"bytes,9,opt,name=ceremony_commit,json=ceremonyCommit,proto3,oneof"`
+}
+
+type ConnectResponse_CeremonyAbort struct {
+	CeremonyAbort *v11.AbortRequest `protobuf:"bytes,10,opt,name=ceremony_abort,json=ceremonyAbort,proto3,oneof"`
+}
+
 func (*ConnectResponse_Info) isConnectResponse_Call() {}
 
 func (*ConnectResponse_Commit) isConnectResponse_Call() {}
@@ -1023,6 +1177,16 @@ func (*ConnectResponse_Commit) isConnectResponse_Call() {}
 func (*ConnectResponse_Sign) isConnectResponse_Call() {}
 
 func (*ConnectResponse_Approve) isConnectResponse_Call() {}
+
+func (*ConnectResponse_CeremonyBegin) isConnectResponse_Call() {}
+
+func (*ConnectResponse_CeremonyExchange) isConnectResponse_Call() {}
+
+func (*ConnectResponse_CeremonyFinish) isConnectResponse_Call() {}
+
+func (*ConnectResponse_CeremonyCommit) isConnectResponse_Call() {}
+
+func (*ConnectResponse_CeremonyAbort) isConnectResponse_Call() {}
 
 // SignResponse carries one encoded FROST signature share.
 type SignResponse struct {
@@ -1081,7 +1245,7 @@ var File_frostmint_sign_v1_sign_proto protoreflect.FileDescriptor
 
 const file_frostmint_sign_v1_sign_proto_rawDesc = "" +
 	"\n" +
-	"\x1cfrostmint/sign/v1/sign.proto\x12\x11frostmint.sign.v1\x1a\x1cfrostmint/mint/v1/mint.proto\"\r\n" +
+	"\x1cfrostmint/sign/v1/sign.proto\x12\x11frostmint.sign.v1\x1a$frostmint/ceremony/v1/ceremony.proto\x1a\x1cfrostmint/mint/v1/mint.proto\"\r\n" +
 	"\vInfoRequest\"\x85\x02\n" +
 	"\fInfoResponse\x12\x1b\n" +
 	"\tsigner_id\x18\x01 \x01(\rR\bsignerId\x12.\n" +
@@ -1128,7 +1292,7 @@ const file_frostmint_sign_v1_sign_proto_rawDesc = "" +
 	"\vpolicy_hash\x18\x04 \x01(\tR\n" +
 	"policyHash\"J\n" +
 	"\x0fApproveResponse\x127\n" +
-	"\bapproval\x18\x01 \x01(\v2\x1b.frostmint.sign.v1.ApprovalR\bapproval\"\x8e\x03\n" +
+	"\bapproval\x18\x01 \x01(\v2\x1b.frostmint.sign.v1.ApprovalR\bapproval\"\xa8\x06\n" +
 	"\x0eConnectRequest\x12\x17\n" +
 	"\acall_id\x18\x01 \x01(\x04R\x06callId\x128\n" +
 	"\x05hello\x18\x02 \x01(\v2 .frostmint.sign.v1.GuardianHelloH\x00R\x05hello\x125\n" +
@@ -1136,19 +1300,31 @@ const file_frostmint_sign_v1_sign_proto_rawDesc = "" +
 	"\x06commit\x18\x04 \x01(\v2!.frostmint.sign.v1.CommitResponseH\x00R\x06commit\x125\n" +
 	"\x04sign\x18\x05 \x01(\v2\x1f.frostmint.sign.v1.SignResponseH\x00R\x04sign\x12>\n" +
 	"\aapprove\x18\x06 \x01(\v2\".frostmint.sign.v1.ApproveResponseH\x00R\aapprove\x124\n" +
-	"\x05error\x18\a \x01(\v2\x1c.frostmint.sign.v1.CallErrorH\x00R\x05errorB\b\n" +
+	"\x05error\x18\a \x01(\v2\x1c.frostmint.sign.v1.CallErrorH\x00R\x05error\x12M\n" +
+	"\x0eceremony_begin\x18\b \x01(\v2$.frostmint.ceremony.v1.BeginResponseH\x00R\rceremonyBegin\x12V\n" +
+	"\x11ceremony_exchange\x18\t \x01(\v2'.frostmint.ceremony.v1.ExchangeResponseH\x00R\x10ceremonyExchange\x12P\n" +
+	"\x0fceremony_finish\x18\n" +
+	" \x01(\v2%.frostmint.ceremony.v1.FinishResponseH\x00R\x0eceremonyFinish\x12P\n" +
+	"\x0fceremony_commit\x18\v \x01(\v2%.frostmint.ceremony.v1.CommitResponseH\x00R\x0eceremonyCommit\x12M\n" +
+	"\x0eceremony_abort\x18\f \x01(\v2$.frostmint.ceremony.v1.AbortResponseH\x00R\rceremonyAbortB\b\n" +
 	"\x06answer\",\n" +
 	"\rGuardianHello\x12\x1b\n" +
 	"\tsigner_id\x18\x01 \x01(\rR\bsignerId\"9\n" +
 	"\tCallError\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\x99\x02\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\xae\x05\n" +
 	"\x0fConnectResponse\x12\x17\n" +
 	"\acall_id\x18\x01 \x01(\x04R\x06callId\x124\n" +
 	"\x04info\x18\x02 \x01(\v2\x1e.frostmint.sign.v1.InfoRequestH\x00R\x04info\x12:\n" +
 	"\x06commit\x18\x03 \x01(\v2 .frostmint.sign.v1.CommitRequestH\x00R\x06commit\x124\n" +
 	"\x04sign\x18\x04 \x01(\v2\x1e.frostmint.sign.v1.SignRequestH\x00R\x04sign\x12=\n" +
-	"\aapprove\x18\x05 \x01(\v2!.frostmint.sign.v1.ApproveRequestH\x00R\aapproveB\x06\n" +
+	"\aapprove\x18\x05 \x01(\v2!.frostmint.sign.v1.ApproveRequestH\x00R\aapprove\x12L\n" +
+	"\x0eceremony_begin\x18\x06 \x01(\v2#.frostmint.ceremony.v1.BeginRequestH\x00R\rceremonyBegin\x12U\n" +
+	"\x11ceremony_exchange\x18\a \x01(\v2&.frostmint.ceremony.v1.ExchangeRequestH\x00R\x10ceremonyExchange\x12O\n" +
+	"\x0fceremony_finish\x18\b \x01(\v2$.frostmint.ceremony.v1.FinishRequestH\x00R\x0eceremonyFinish\x12O\n" +
+	"\x0fceremony_commit\x18\t \x01(\v2$.frostmint.ceremony.v1.CommitRequestH\x00R\x0eceremonyCommit\x12L\n" +
+	"\x0eceremony_abort\x18\n" +
+	" \x01(\v2#.frostmint.ceremony.v1.AbortRequestH\x00R\rceremonyAbortB\x06\n" +
 	"\x04call\"T\n" +
 	"\fSignResponse\x12\x1b\n" +
 	"\tsigner_id\x18\x01 \x01(\rR\bsignerId\x12'\n" +
@@ -1175,21 +1351,31 @@ func file_frostmint_sign_v1_sign_proto_rawDescGZIP() []byte {
 
 var file_frostmint_sign_v1_sign_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_frostmint_sign_v1_sign_proto_goTypes = []any{
-	(*InfoRequest)(nil),     // 0: frostmint.sign.v1.InfoRequest
-	(*InfoResponse)(nil),    // 1: frostmint.sign.v1.InfoResponse
-	(*KeyInfo)(nil),         // 2: frostmint.sign.v1.KeyInfo
-	(*CommitRequest)(nil),   // 3: frostmint.sign.v1.CommitRequest
-	(*CommitResponse)(nil),  // 4: frostmint.sign.v1.CommitResponse
-	(*SignRequest)(nil),     // 5: frostmint.sign.v1.SignRequest
-	(*Approval)(nil),        // 6: frostmint.sign.v1.Approval
-	(*ApproveRequest)(nil),  // 7: frostmint.sign.v1.ApproveRequest
-	(*ApproveResponse)(nil), // 8: frostmint.sign.v1.ApproveResponse
-	(*ConnectRequest)(nil),  // 9: frostmint.sign.v1.ConnectRequest
-	(*GuardianHello)(nil),   // 10: frostmint.sign.v1.GuardianHello
-	(*CallError)(nil),       // 11: frostmint.sign.v1.CallError
-	(*ConnectResponse)(nil), // 12: frostmint.sign.v1.ConnectResponse
-	(*SignResponse)(nil),    // 13: frostmint.sign.v1.SignResponse
-	(*v1.MintRequest)(nil),  // 14: frostmint.mint.v1.MintRequest
+	(*InfoRequest)(nil),          // 0: frostmint.sign.v1.InfoRequest
+	(*InfoResponse)(nil),         // 1: frostmint.sign.v1.InfoResponse
+	(*KeyInfo)(nil),              // 2: frostmint.sign.v1.KeyInfo
+	(*CommitRequest)(nil),        // 3: frostmint.sign.v1.CommitRequest
+	(*CommitResponse)(nil),       // 4: frostmint.sign.v1.CommitResponse
+	(*SignRequest)(nil),          // 5: frostmint.sign.v1.SignRequest
+	(*Approval)(nil),             // 6: frostmint.sign.v1.Approval
+	(*ApproveRequest)(nil),       // 7: frostmint.sign.v1.ApproveRequest
+	(*ApproveResponse)(nil),      // 8: frostmint.sign.v1.ApproveResponse
+	(*ConnectRequest)(nil),       // 9: frostmint.sign.v1.ConnectRequest
+	(*GuardianHello)(nil),        // 10: frostmint.sign.v1.GuardianHello
+	(*CallError)(nil),            // 11: frostmint.sign.v1.CallError
+	(*ConnectResponse)(nil),      // 12: frostmint.sign.v1.ConnectResponse
+	(*SignResponse)(nil),         // 13: frostmint.sign.v1.SignResponse
+	(*v1.MintRequest)(nil),       // 14: frostmint.mint.v1.MintRequest
+	(*v11.BeginResponse)(nil),    // 15: frostmint.ceremony.v1.BeginResponse
+	(*v11.ExchangeResponse)(nil), // 16: frostmint.ceremony.v1.ExchangeResponse
+	(*v11.FinishResponse)(nil),   // 17: frostmint.ceremony.v1.FinishResponse
+	(*v11.CommitResponse)(nil),   // 18: frostmint.ceremony.v1.CommitResponse
+	(*v11.AbortResponse)(nil),    // 19: frostmint.ceremony.v1.AbortResponse
+	(*v11.BeginRequest)(nil),     // 20: frostmint.ceremony.v1.BeginRequest
+	(*v11.ExchangeRequest)(nil),  // 21: frostmint.ceremony.v1.ExchangeRequest
+	(*v11.FinishRequest)(nil),    // 22: frostmint.ceremony.v1.FinishRequest
+	(*v11.CommitRequest)(nil),    // 23: frostmint.ceremony.v1.CommitRequest
+	(*v11.AbortRequest)(nil),     // 24: frostmint.ceremony.v1.AbortRequest
 }
 var file_frostmint_sign_v1_sign_proto_depIdxs = []int32{
 	2,  // 0: frostmint.sign.v1.InfoResponse.keys:type_name -> frostmint.sign.v1.KeyInfo
@@ -1203,25 +1389,35 @@ var file_frostmint_sign_v1_sign_proto_depIdxs = []int32{
 	13, // 8: frostmint.sign.v1.ConnectRequest.sign:type_name -> frostmint.sign.v1.SignResponse
 	8,  // 9: frostmint.sign.v1.ConnectRequest.approve:type_name -> frostmint.sign.v1.ApproveResponse
 	11, // 10: frostmint.sign.v1.ConnectRequest.error:type_name -> frostmint.sign.v1.CallError
-	0,  // 11: frostmint.sign.v1.ConnectResponse.info:type_name -> frostmint.sign.v1.InfoRequest
-	3,  // 12: frostmint.sign.v1.ConnectResponse.commit:type_name -> frostmint.sign.v1.CommitRequest
-	5,  // 13: frostmint.sign.v1.ConnectResponse.sign:type_name -> frostmint.sign.v1.SignRequest
-	7,  // 14: frostmint.sign.v1.ConnectResponse.approve:type_name -> frostmint.sign.v1.ApproveRequest
-	0,  // 15: frostmint.sign.v1.SignerService.Info:input_type -> frostmint.sign.v1.InfoRequest
-	3,  // 16: frostmint.sign.v1.SignerService.Commit:input_type -> frostmint.sign.v1.CommitRequest
-	5,  // 17: frostmint.sign.v1.SignerService.Sign:input_type -> frostmint.sign.v1.SignRequest
-	7,  // 18: frostmint.sign.v1.SignerService.Approve:input_type -> frostmint.sign.v1.ApproveRequest
-	9,  // 19: frostmint.sign.v1.GuardianService.Connect:input_type -> frostmint.sign.v1.ConnectRequest
-	1,  // 20: frostmint.sign.v1.SignerService.Info:output_type -> frostmint.sign.v1.InfoResponse
-	4,  // 21: frostmint.sign.v1.SignerService.Commit:output_type -> frostmint.sign.v1.CommitResponse
-	13, // 22: frostmint.sign.v1.SignerService.Sign:output_type -> frostmint.sign.v1.SignResponse
-	8,  // 23: frostmint.sign.v1.SignerService.Approve:output_type -> frostmint.sign.v1.ApproveResponse
-	12, // 24: frostmint.sign.v1.GuardianService.Connect:output_type -> frostmint.sign.v1.ConnectResponse
-	20, // [20:25] is the sub-list for method output_type
-	15, // [15:20] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	15, // 11: frostmint.sign.v1.ConnectRequest.ceremony_begin:type_name -> frostmint.ceremony.v1.BeginResponse
+	16, // 12: frostmint.sign.v1.ConnectRequest.ceremony_exchange:type_name -> frostmint.ceremony.v1.ExchangeResponse
+	17, // 13: frostmint.sign.v1.ConnectRequest.ceremony_finish:type_name -> frostmint.ceremony.v1.FinishResponse
+	18, // 14: frostmint.sign.v1.ConnectRequest.ceremony_commit:type_name -> frostmint.ceremony.v1.CommitResponse
+	19, // 15: frostmint.sign.v1.ConnectRequest.ceremony_abort:type_name -> frostmint.ceremony.v1.AbortResponse
+	0,  // 16: frostmint.sign.v1.ConnectResponse.info:type_name -> frostmint.sign.v1.InfoRequest
+	3,  // 17: frostmint.sign.v1.ConnectResponse.commit:type_name -> frostmint.sign.v1.CommitRequest
+	5,  // 18: frostmint.sign.v1.ConnectResponse.sign:type_name -> frostmint.sign.v1.SignRequest
+	7,  // 19: frostmint.sign.v1.ConnectResponse.approve:type_name -> frostmint.sign.v1.ApproveRequest
+	20, // 20: frostmint.sign.v1.ConnectResponse.ceremony_begin:type_name -> frostmint.ceremony.v1.BeginRequest
+	21, // 21: frostmint.sign.v1.ConnectResponse.ceremony_exchange:type_name -> frostmint.ceremony.v1.ExchangeRequest
+	22, // 22: frostmint.sign.v1.ConnectResponse.ceremony_finish:type_name -> frostmint.ceremony.v1.FinishRequest
+	23, // 23: frostmint.sign.v1.ConnectResponse.ceremony_commit:type_name -> frostmint.ceremony.v1.CommitRequest
+	24, // 24: frostmint.sign.v1.ConnectResponse.ceremony_abort:type_name -> frostmint.ceremony.v1.AbortRequest
+	0,  // 25: frostmint.sign.v1.SignerService.Info:input_type -> frostmint.sign.v1.InfoRequest
+	3,  // 26: frostmint.sign.v1.SignerService.Commit:input_type -> frostmint.sign.v1.CommitRequest
+	5,  // 27: frostmint.sign.v1.SignerService.Sign:input_type -> frostmint.sign.v1.SignRequest
+	7,  // 28: frostmint.sign.v1.SignerService.Approve:input_type -> frostmint.sign.v1.ApproveRequest
+	9,  // 29: frostmint.sign.v1.GuardianService.Connect:input_type -> frostmint.sign.v1.ConnectRequest
+	1,  // 30: frostmint.sign.v1.SignerService.Info:output_type -> frostmint.sign.v1.InfoResponse
+	4,  // 31: frostmint.sign.v1.SignerService.Commit:output_type -> frostmint.sign.v1.CommitResponse
+	13, // 32: frostmint.sign.v1.SignerService.Sign:output_type -> frostmint.sign.v1.SignResponse
+	8,  // 33: frostmint.sign.v1.SignerService.Approve:output_type -> frostmint.sign.v1.ApproveResponse
+	12, // 34: frostmint.sign.v1.GuardianService.Connect:output_type -> frostmint.sign.v1.ConnectResponse
+	30, // [30:35] is the sub-list for method output_type
+	25, // [25:30] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_frostmint_sign_v1_sign_proto_init() }
@@ -1236,12 +1432,22 @@ func file_frostmint_sign_v1_sign_proto_init() {
 		(*ConnectRequest_Sign)(nil),
 		(*ConnectRequest_Approve)(nil),
 		(*ConnectRequest_Error)(nil),
+		(*ConnectRequest_CeremonyBegin)(nil),
+		(*ConnectRequest_CeremonyExchange)(nil),
+		(*ConnectRequest_CeremonyFinish)(nil),
+		(*ConnectRequest_CeremonyCommit)(nil),
+		(*ConnectRequest_CeremonyAbort)(nil),
 	}
 	file_frostmint_sign_v1_sign_proto_msgTypes[12].OneofWrappers = []any{
 		(*ConnectResponse_Info)(nil),
 		(*ConnectResponse_Commit)(nil),
 		(*ConnectResponse_Sign)(nil),
 		(*ConnectResponse_Approve)(nil),
+		(*ConnectResponse_CeremonyBegin)(nil),
+		(*ConnectResponse_CeremonyExchange)(nil),
+		(*ConnectResponse_CeremonyFinish)(nil),
+		(*ConnectResponse_CeremonyCommit)(nil),
+		(*ConnectResponse_CeremonyAbort)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
