@@ -53,6 +53,9 @@ type Config struct {
 	// up while running. Retired epochs' keys stay in the JWKS until their
 	// last token has expired.
 	KeysDir string `json:"keys_dir"`
+	// CeremonyAdmins are the SPIFFE IDs allowed to run a key ceremony
+	// (frostmint ceremony) through this coordinator. None: nobody can.
+	CeremonyAdmins []string `json:"ceremony_admins"`
 	// ApprovalTimeout bounds the wait for a guardian's engineer (2m30s;
 	// keep it above the guardians' own approval_timeout).
 	ApprovalTimeout Duration `json:"approval_timeout"`
@@ -115,6 +118,11 @@ func (c Config) Validate() error {
 	}
 	if c.KeysDir == "" {
 		errs = append(errs, errors.New("keys_dir is required"))
+	}
+	for _, id := range c.CeremonyAdmins {
+		if err := mtls.CheckSPIFFE(id); err != nil {
+			errs = append(errs, fmt.Errorf("ceremony_admins: %w", err))
+		}
 	}
 	if c.ApprovalTimeout <= 0 || time.Duration(c.ApprovalTimeout) > 30*time.Minute {
 		errs = append(errs, errors.New("approval_timeout must be in (0, 30m]"))

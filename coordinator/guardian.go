@@ -75,7 +75,13 @@ func (g *guardianClient) call(ctx context.Context, c *signv1.ConnectResponse) (*
 		return nil, errAway
 	case a := <-ch:
 		if e := a.GetError(); e != nil {
-			return nil, status.Error(codes.Code(e.GetCode()), e.GetMessage())
+			st := status.New(codes.Code(e.GetCode()), e.GetMessage())
+			if b := e.GetBlame(); b != nil {
+				if withBlame, err := st.WithDetails(b); err == nil {
+					st = withBlame
+				}
+			}
+			return nil, st.Err()
 		}
 		return a, nil
 	}

@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -36,6 +37,13 @@ type keyset struct {
 // not yet activated are published too.
 func loadKeys(dir string, n int, maxTTL time.Duration, now time.Time) (*keyset, error) {
 	kid, err := keydir.Active(dir)
+	if errors.Is(err, keydir.ErrNotFound) {
+		if kids, lerr := keydir.List(dir, false); lerr == nil && len(kids) == 0 {
+			// No key yet: the coordinator runs (to relay the key
+			// ceremony) and refuses to mint.
+			return &keyset{jwks: []byte(`{"keys":[]}`)}, nil
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -73,7 +81,15 @@ func loadKeys(dir string, n int, maxTTL time.Duration, now time.Time) (*keyset, 
 	return ks, nil
 }
 
+// kid returns the active kid, or "" when there is no key yet.
+func (k *keyset) kid() string {
+	if k.active == nil {
+		return ""
+	}
+	return k.active.kid
+}
+
 // sameKeys reports whether a and b mint and publish the same.
 func sameKeys(a, b *keyset) bool {
-	return a.active.kid == b.active.kid && slices.Equal(a.published, b.published)
+	return a.kid() == b.kid() && slices.Equal(a.published, b.published)
 }

@@ -154,6 +154,9 @@ func (s *Server) mint(ctx context.Context, log *slog.Logger, pol Policy, rid str
 	rec.JTI = jti
 	rec.Granted = &audit.Granted{Audience: claims.Audience, Scope: claims.Scope, TTLSeconds: claims.Expiry - claims.IssuedAt, Expiry: claims.Expiry}
 	key := s.active()
+	if key == nil {
+		return nil, deny(codes.FailedPrecondition, "no_key", nil, "this cluster has no key yet: run the key ceremony (frostmint ceremony)")
+	}
 	rec.KeyID = key.kid
 	msg, err := token.SigningInput(token.Header{Algorithm: token.Algorithm, Type: token.Type, KeyID: key.kid}, claims)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -23,9 +25,11 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
+	"github.com/frostmint/frostmint/coordinator/ceremony"
 	"github.com/frostmint/frostmint/policy"
 	"github.com/frostmint/frostmint/policy/audit"
 	"github.com/frostmint/frostmint/policy/limit"
+	ceremonyv1 "github.com/frostmint/frostmint/proto/frostmint/ceremony/v1"
 	mintv1 "github.com/frostmint/frostmint/proto/frostmint/mint/v1"
 	signv1 "github.com/frostmint/frostmint/proto/frostmint/sign/v1"
 	"github.com/frostmint/frostmint/signer/frost"
@@ -92,7 +96,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 	for _, o := range opts {
 		o(s)
 	}
-	if _, err := keydir.EnsureActive(cfg.KeysDir, s.now()); err != nil {
+	if _, err := keydir.EnsureActive(cfg.KeysDir, s.now()); err != nil && !errors.Is(err, keydir.ErrNotFound) {
 		return nil, fmt.Errorf("coordinator: keys: %w", err)
 	}
 	ks, err := loadKeys(cfg.KeysDir, len(cfg.Signers), time.Duration(cfg.MaxTTL), s.now())
@@ -152,9 +156,10 @@ func (s *Server) Close() {
 }
 
 // KeyID returns the kid of minted tokens: the active key epoch's.
-func (s *Server) KeyID() string { return s.keys.Load().active.kid }
+func (s *Server) KeyID() string { return s.keys.Load().kid() }
 
-// active returns the key epoch to mint with.
+// active returns the key epoch to mint with, nil before the first key
+// ceremony.
 func (s *Server) active() *activeKey { return s.keys.Load().active }
 
 // ReloadKeys re-reads the keys dir: a new active epoch (a rotation) is
@@ -170,8 +175,8 @@ func (s *Server) ReloadKeys() error {
 		return nil
 	}
 	s.keys.Store(ks)
-	if old.active.kid != ks.active.kid {
-		s.log.Info("active key changed", "from", old.active.kid, "to", ks.active.kid)
+	if old.kid() != ks.kid() {
+		s.log.Info("active key changed", "from", old.kid(), "to", ks.kid())
 	}
 	s.log.Info("JWKS keys", "published", ks.published)
 	return nil
@@ -210,6 +215,11 @@ func (s *Server) Serve(ctx context.Context, lis, hlis net.Listener) error {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 20 * time.Second, PermitWithoutStream: true}))
 	mintv1.RegisterMintServiceServer(gs, s)
 	signv1.RegisterGuardianServiceServer(gs, s)
+	cs, err := s.ceremonyService()
+	if err != nil {
+		return err
+	}
+	ceremonyv1.RegisterCeremonyServiceServer(gs, cs)
 
 	var hs *http.Server
 	if hlis != nil {
@@ -281,6 +291,48 @@ func (s *Server) Serve(ctx context.Context, lis, hlis net.Listener) error {
 	return runErr
 }
 
+// ceremonyService relays key ceremonies among this coordinator's signers
+// (guardians over their streams) for the configured admins, and stores
+// each new epoch's group in the keys dir; the first one becomes active.
+func (s *Server) ceremonyService() (*ceremony.Service, error) {
+	pem, err := os.ReadFile(s.cfg.TLS.CA)
+	if err != nil {
+		return nil, fmt.Errorf("coordinator: CA: %w", err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("coordinator: CA file %s holds no certificate", s.cfg.TLS.CA)
+	}
+	rl, err := ceremony.NewRelay(ceremony.Config{Roots: roots, Clock: s.now, Log: s.log.With("component", "ceremony")})
+	if err != nil {
+		return nil, err
+	}
+	parts := map[uint16]ceremony.Participant{}
+	for _, p := range s.pools {
+		if p.ep.Guardian {
+			parts[p.ep.ID] = guardianParticipant{p}
+		} else {
+			parts[p.ep.ID] = ceremony.NewGRPCParticipant(p.conn, p.ep.Identity)
+		}
+	}
+	return ceremony.NewService(ceremony.ServiceConfig{
+		Relay:        rl,
+		Participants: func() map[uint16]ceremony.Participant { return parts },
+		Authorize:    ceremony.AllowIdentities(s.cfg.CeremonyAdmins...),
+		Done: func(_ context.Context, r *ceremony.Result) error {
+			if _, err := keydir.Write(s.cfg.KeysDir, keydir.Epoch{Public: r.Group, Transcript: r.Transcript}); err != nil {
+				return err
+			}
+			if _, err := keydir.EnsureActive(s.cfg.KeysDir, s.now()); err != nil {
+				// Not the first epoch: it waits for frostmint keys activate.
+				s.log.Info("new key epoch ready; activate it to mint with it", "kid", r.Kid)
+			}
+			return s.ReloadKeys()
+		},
+		Log: s.log.With("component", "ceremony"),
+	})
+}
+
 // maintain keeps pools topped up, notices restarted signers, and retries
 // unhealthy ones so they rejoin by themselves.
 func (s *Server) maintain(ctx context.Context) {
@@ -311,7 +363,7 @@ func (s *Server) maintain(ctx context.Context) {
 				if checkBoot {
 					p.checkBoot(ctx, timeout)
 				}
-				if p.usable() && p.len() < (p.size+1)/2 {
+				if key != nil && p.usable() && p.len() < (p.size+1)/2 {
 					if err := p.fill(ctx, timeout, key); err != nil && ctx.Err() == nil {
 						s.log.Debug("refill failed", "signer", p.ep.ID, "err", err)
 					}
@@ -358,8 +410,10 @@ func (s *Server) JWKSURL() string {
 // GetStatus implements mintv1.MintServiceServer.
 func (s *Server) GetStatus(context.Context, *mintv1.GetStatusRequest) (*mintv1.GetStatusResponse, error) {
 	ks := s.keys.Load()
-	resp := &mintv1.GetStatusResponse{Issuer: s.cfg.Issuer, JwksJson: string(ks.jwks), KeyId: ks.active.kid,
-		Threshold: uint32(ks.active.group.Public().Threshold), PolicyHash: s.policy.Hash()}
+	resp := &mintv1.GetStatusResponse{Issuer: s.cfg.Issuer, JwksJson: string(ks.jwks), KeyId: ks.kid(), PolicyHash: s.policy.Hash()}
+	if ks.active != nil {
+		resp.Threshold = uint32(ks.active.group.Public().Threshold)
+	}
 	for _, p := range s.pools {
 		h, n, _ := p.status()
 		resp.Signers = append(resp.Signers, &mintv1.SignerStatus{Id: uint32(p.ep.ID), Address: p.ep.Addr, Healthy: h,

@@ -253,7 +253,13 @@ func (s *Server) answer(ctx context.Context, call *signv1.ConnectResponse) *sign
 	}
 	if err != nil {
 		st, _ := status.FromError(err)
-		return &signv1.ConnectRequest{Answer: &signv1.ConnectRequest_Error{Error: &signv1.CallError{Code: uint32(st.Code()), Message: st.Message()}}}
+		ce := &signv1.CallError{Code: uint32(st.Code()), Message: st.Message()}
+		for _, d := range st.Details() {
+			if b, ok := d.(*ceremonyv1.Blame); ok {
+				ce.Blame = b
+			}
+		}
+		return &signv1.ConnectRequest{Answer: &signv1.ConnectRequest_Error{Error: ce}}
 	}
 	return ans
 }

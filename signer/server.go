@@ -24,6 +24,7 @@ import (
 	"github.com/frostmint/frostmint/policy/limit"
 	ceremonyv1 "github.com/frostmint/frostmint/proto/frostmint/ceremony/v1"
 	signv1 "github.com/frostmint/frostmint/proto/frostmint/sign/v1"
+	"github.com/frostmint/frostmint/signer/ceremony"
 	"github.com/frostmint/frostmint/signer/frost"
 	"github.com/frostmint/frostmint/signer/keystore"
 	"github.com/frostmint/frostmint/verifier/evidence"
@@ -118,6 +119,17 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Server, error) {
 		s.sealer = k
 		s.closers = append(s.closers, k.Close)
 	}
+	cp, err := ceremony.NewParticipant(ceremony.ParticipantConfig{
+		ID: cfg.ID, TLS: cfg.TLS, KeysDir: cfg.KeysDir, Sealer: s.sealer, Clock: s.now,
+		Log:       log.With("component", "ceremony"),
+		Committed: func(string) { _ = s.ReloadKeys() },
+	})
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("signer %d: ceremony: %w", cfg.ID, err)
+	}
+	s.ceremony = cp
+	s.closers = append(s.closers, func() error { cp.Close(); return nil })
 	if err := s.keys.sync(cfg.KeysDir, cfg.ID, s.sealer, cfg.MaxNonces, log); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("signer %d: %w", cfg.ID, err)
@@ -218,6 +230,7 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 		return err
 	}
 	signv1.RegisterSignerServiceServer(gs, s)
+	ceremonyv1.RegisterCeremonyParticipantServiceServer(gs, s.ceremony)
 	s.log.Info("signer listening", "id", s.cfg.ID, "addr", lis.Addr().String(), "keys", s.keyIDs(), "boot_id", s.bootID)
 
 	errc := make(chan error, 1)
@@ -295,6 +308,10 @@ func (s *Server) keyIDs() []string {
 	}
 	return ids
 }
+
+// CeremonyParticipant is the signer's side of the key ceremony, to serve
+// next to the SignerService (Serve does).
+func (s *Server) CeremonyParticipant() ceremonyv1.CeremonyParticipantServiceServer { return s.ceremony }
 
 // Close wipes the shares and every nonce and closes the keystore and the
 // audit log; the Server cannot sign after it.

@@ -21,6 +21,7 @@ import (
 	"github.com/frostmint/frostmint/coordinator"
 	"github.com/frostmint/frostmint/coordinator/client"
 	"github.com/frostmint/frostmint/coordinator/devcluster"
+	ceremonyv1 "github.com/frostmint/frostmint/proto/frostmint/ceremony/v1"
 	signv1 "github.com/frostmint/frostmint/proto/frostmint/sign/v1"
 	"github.com/frostmint/frostmint/signer"
 	"github.com/frostmint/frostmint/signer/devkeygen"
@@ -58,6 +59,9 @@ type Options struct {
 	// coordinator, and ask the given Approver when a token needs approval.
 	// Every signer accepts their approvals.
 	Guardians map[uint16]signer.Approver
+	// NoKeys starts the cluster without a key: no DKG, for tests of the
+	// key ceremony (which CallerID may run).
+	NoKeys bool
 }
 
 // Cluster is a running test cluster.
@@ -155,6 +159,9 @@ func Start(t testing.TB, o Options) *Cluster {
 			t.Cleanup(func() { lis.Close() }) // if the cluster never started it
 			c.Signers[id] = &Signer{ID: id, Addr: sc.Listen, Config: sc, lis: lis}
 		}
+		if o.NoKeys {
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -174,10 +181,14 @@ func Start(t testing.TB, o Options) *Cluster {
 	cc.Issuer = c.Issuer
 	cc.TLS = coordFiles
 	cc.KeysDir = filepath.Join(dir, "keys-coordinator")
-	g, err := keydir.ReadGroup(c.Signers[1].Config.KeysDir, onlyKid(t, c.Signers[1].Config.KeysDir))
-	must(t, err)
-	_, err = keydir.Write(cc.KeysDir, keydir.Epoch{Public: g.Public()})
-	must(t, err)
+	if o.NoKeys {
+		cc.CeremonyAdmins = []string{CallerID}
+	} else {
+		g, err := keydir.ReadGroup(c.Signers[1].Config.KeysDir, onlyKid(t, c.Signers[1].Config.KeysDir))
+		must(t, err)
+		_, err = keydir.Write(cc.KeysDir, keydir.Epoch{Public: g.Public()})
+		must(t, err)
+	}
 	cc.SignTimeout = coordinator.Duration(time.Second)
 	cc.Callers = callers
 	cc.AuditLog = filepath.Join(dir, "audit-coordinator.ndjson")
@@ -269,6 +280,7 @@ func (c *Cluster) StartSigner(t testing.TB, id uint16) {
 		svc = c.opts.Wrap(id, srv)
 	}
 	signv1.RegisterSignerServiceServer(gs, svc)
+	ceremonyv1.RegisterCeremonyParticipantServiceServer(gs, srv.CeremonyParticipant())
 	lis := s.lis
 	s.lis = nil
 	for i := 0; lis == nil && i < 50; i++ { // the port may linger briefly after a stop

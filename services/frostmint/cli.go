@@ -49,6 +49,9 @@ Usage:
   frostmint guardian enroll --id N --keystore URI ...      enrol this workstation as a guardian
   frostmint guardian run --config FILE                     run a guardian (dials out to the coordinator)
   frostmint keys list|activate|retire --keys-dir DIR [KID] manage key epochs (rotation)
+  frostmint ceremony --coordinator ADDR --tls-cert F --tls-key F --ca F --threshold T [--signers 1,2,3]
+                                                           run a key ceremony among the coordinator's signers
+  frostmint ceremony verify [--ca F] DIR                   check a ceremony's transcript
 
 Run "frostmint COMMAND --help" for a command's flags.
 `
@@ -111,6 +114,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return gateway.Main(ctx, args[1:], stdout, stderr)
 	case "keys":
 		return e.keys(args[1:])
+	case "ceremony":
+		return ceremonyCmd(ctx, args[1:], stdout, stderr)
 	case "guardian":
 		return e.guardian(ctx, args[1:])
 	case "coordinator":

@@ -932,8 +932,11 @@ func (x *GuardianHello) GetSignerId() uint32 {
 type CallError struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A google.golang.org/grpc/codes value.
-	Code          uint32 `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
-	Message       string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	Code    uint32 `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// Who is to blame, when a key ceremony call aborts (the status detail a
+	// signer served over gRPC would carry).
+	Blame         *v11.Blame `protobuf:"bytes,3,opt,name=blame,proto3" json:"blame,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -980,6 +983,13 @@ func (x *CallError) GetMessage() string {
 		return x.Message
 	}
 	return ""
+}
+
+func (x *CallError) GetBlame() *v11.Blame {
+	if x != nil {
+		return x.Blame
+	}
+	return nil
 }
 
 // ConnectResponse is a call from the coordinator to a guardian.
@@ -1309,10 +1319,11 @@ const file_frostmint_sign_v1_sign_proto_rawDesc = "" +
 	"\x0eceremony_abort\x18\f \x01(\v2$.frostmint.ceremony.v1.AbortResponseH\x00R\rceremonyAbortB\b\n" +
 	"\x06answer\",\n" +
 	"\rGuardianHello\x12\x1b\n" +
-	"\tsigner_id\x18\x01 \x01(\rR\bsignerId\"9\n" +
+	"\tsigner_id\x18\x01 \x01(\rR\bsignerId\"m\n" +
 	"\tCallError\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\xae\x05\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x122\n" +
+	"\x05blame\x18\x03 \x01(\v2\x1c.frostmint.ceremony.v1.BlameR\x05blame\"\xae\x05\n" +
 	"\x0fConnectResponse\x12\x17\n" +
 	"\acall_id\x18\x01 \x01(\x04R\x06callId\x124\n" +
 	"\x04info\x18\x02 \x01(\v2\x1e.frostmint.sign.v1.InfoRequestH\x00R\x04info\x12:\n" +
@@ -1371,11 +1382,12 @@ var file_frostmint_sign_v1_sign_proto_goTypes = []any{
 	(*v11.FinishResponse)(nil),   // 17: frostmint.ceremony.v1.FinishResponse
 	(*v11.CommitResponse)(nil),   // 18: frostmint.ceremony.v1.CommitResponse
 	(*v11.AbortResponse)(nil),    // 19: frostmint.ceremony.v1.AbortResponse
-	(*v11.BeginRequest)(nil),     // 20: frostmint.ceremony.v1.BeginRequest
-	(*v11.ExchangeRequest)(nil),  // 21: frostmint.ceremony.v1.ExchangeRequest
-	(*v11.FinishRequest)(nil),    // 22: frostmint.ceremony.v1.FinishRequest
-	(*v11.CommitRequest)(nil),    // 23: frostmint.ceremony.v1.CommitRequest
-	(*v11.AbortRequest)(nil),     // 24: frostmint.ceremony.v1.AbortRequest
+	(*v11.Blame)(nil),            // 20: frostmint.ceremony.v1.Blame
+	(*v11.BeginRequest)(nil),     // 21: frostmint.ceremony.v1.BeginRequest
+	(*v11.ExchangeRequest)(nil),  // 22: frostmint.ceremony.v1.ExchangeRequest
+	(*v11.FinishRequest)(nil),    // 23: frostmint.ceremony.v1.FinishRequest
+	(*v11.CommitRequest)(nil),    // 24: frostmint.ceremony.v1.CommitRequest
+	(*v11.AbortRequest)(nil),     // 25: frostmint.ceremony.v1.AbortRequest
 }
 var file_frostmint_sign_v1_sign_proto_depIdxs = []int32{
 	2,  // 0: frostmint.sign.v1.InfoResponse.keys:type_name -> frostmint.sign.v1.KeyInfo
@@ -1394,30 +1406,31 @@ var file_frostmint_sign_v1_sign_proto_depIdxs = []int32{
 	17, // 13: frostmint.sign.v1.ConnectRequest.ceremony_finish:type_name -> frostmint.ceremony.v1.FinishResponse
 	18, // 14: frostmint.sign.v1.ConnectRequest.ceremony_commit:type_name -> frostmint.ceremony.v1.CommitResponse
 	19, // 15: frostmint.sign.v1.ConnectRequest.ceremony_abort:type_name -> frostmint.ceremony.v1.AbortResponse
-	0,  // 16: frostmint.sign.v1.ConnectResponse.info:type_name -> frostmint.sign.v1.InfoRequest
-	3,  // 17: frostmint.sign.v1.ConnectResponse.commit:type_name -> frostmint.sign.v1.CommitRequest
-	5,  // 18: frostmint.sign.v1.ConnectResponse.sign:type_name -> frostmint.sign.v1.SignRequest
-	7,  // 19: frostmint.sign.v1.ConnectResponse.approve:type_name -> frostmint.sign.v1.ApproveRequest
-	20, // 20: frostmint.sign.v1.ConnectResponse.ceremony_begin:type_name -> frostmint.ceremony.v1.BeginRequest
-	21, // 21: frostmint.sign.v1.ConnectResponse.ceremony_exchange:type_name -> frostmint.ceremony.v1.ExchangeRequest
-	22, // 22: frostmint.sign.v1.ConnectResponse.ceremony_finish:type_name -> frostmint.ceremony.v1.FinishRequest
-	23, // 23: frostmint.sign.v1.ConnectResponse.ceremony_commit:type_name -> frostmint.ceremony.v1.CommitRequest
-	24, // 24: frostmint.sign.v1.ConnectResponse.ceremony_abort:type_name -> frostmint.ceremony.v1.AbortRequest
-	0,  // 25: frostmint.sign.v1.SignerService.Info:input_type -> frostmint.sign.v1.InfoRequest
-	3,  // 26: frostmint.sign.v1.SignerService.Commit:input_type -> frostmint.sign.v1.CommitRequest
-	5,  // 27: frostmint.sign.v1.SignerService.Sign:input_type -> frostmint.sign.v1.SignRequest
-	7,  // 28: frostmint.sign.v1.SignerService.Approve:input_type -> frostmint.sign.v1.ApproveRequest
-	9,  // 29: frostmint.sign.v1.GuardianService.Connect:input_type -> frostmint.sign.v1.ConnectRequest
-	1,  // 30: frostmint.sign.v1.SignerService.Info:output_type -> frostmint.sign.v1.InfoResponse
-	4,  // 31: frostmint.sign.v1.SignerService.Commit:output_type -> frostmint.sign.v1.CommitResponse
-	13, // 32: frostmint.sign.v1.SignerService.Sign:output_type -> frostmint.sign.v1.SignResponse
-	8,  // 33: frostmint.sign.v1.SignerService.Approve:output_type -> frostmint.sign.v1.ApproveResponse
-	12, // 34: frostmint.sign.v1.GuardianService.Connect:output_type -> frostmint.sign.v1.ConnectResponse
-	30, // [30:35] is the sub-list for method output_type
-	25, // [25:30] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	20, // 16: frostmint.sign.v1.CallError.blame:type_name -> frostmint.ceremony.v1.Blame
+	0,  // 17: frostmint.sign.v1.ConnectResponse.info:type_name -> frostmint.sign.v1.InfoRequest
+	3,  // 18: frostmint.sign.v1.ConnectResponse.commit:type_name -> frostmint.sign.v1.CommitRequest
+	5,  // 19: frostmint.sign.v1.ConnectResponse.sign:type_name -> frostmint.sign.v1.SignRequest
+	7,  // 20: frostmint.sign.v1.ConnectResponse.approve:type_name -> frostmint.sign.v1.ApproveRequest
+	21, // 21: frostmint.sign.v1.ConnectResponse.ceremony_begin:type_name -> frostmint.ceremony.v1.BeginRequest
+	22, // 22: frostmint.sign.v1.ConnectResponse.ceremony_exchange:type_name -> frostmint.ceremony.v1.ExchangeRequest
+	23, // 23: frostmint.sign.v1.ConnectResponse.ceremony_finish:type_name -> frostmint.ceremony.v1.FinishRequest
+	24, // 24: frostmint.sign.v1.ConnectResponse.ceremony_commit:type_name -> frostmint.ceremony.v1.CommitRequest
+	25, // 25: frostmint.sign.v1.ConnectResponse.ceremony_abort:type_name -> frostmint.ceremony.v1.AbortRequest
+	0,  // 26: frostmint.sign.v1.SignerService.Info:input_type -> frostmint.sign.v1.InfoRequest
+	3,  // 27: frostmint.sign.v1.SignerService.Commit:input_type -> frostmint.sign.v1.CommitRequest
+	5,  // 28: frostmint.sign.v1.SignerService.Sign:input_type -> frostmint.sign.v1.SignRequest
+	7,  // 29: frostmint.sign.v1.SignerService.Approve:input_type -> frostmint.sign.v1.ApproveRequest
+	9,  // 30: frostmint.sign.v1.GuardianService.Connect:input_type -> frostmint.sign.v1.ConnectRequest
+	1,  // 31: frostmint.sign.v1.SignerService.Info:output_type -> frostmint.sign.v1.InfoResponse
+	4,  // 32: frostmint.sign.v1.SignerService.Commit:output_type -> frostmint.sign.v1.CommitResponse
+	13, // 33: frostmint.sign.v1.SignerService.Sign:output_type -> frostmint.sign.v1.SignResponse
+	8,  // 34: frostmint.sign.v1.SignerService.Approve:output_type -> frostmint.sign.v1.ApproveResponse
+	12, // 35: frostmint.sign.v1.GuardianService.Connect:output_type -> frostmint.sign.v1.ConnectResponse
+	31, // [31:36] is the sub-list for method output_type
+	26, // [26:31] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_frostmint_sign_v1_sign_proto_init() }
