@@ -230,7 +230,7 @@ func (e env) mint(ctx context.Context, args []string) int {
 	bindMethod := fs.String("bind-method", "", "bind the token to one request: its `METHOD` (with --bind-url)")
 	bindURL := fs.String("bind-url", "", "bind the token to one request: its `URL` (scheme, authority and path; the query is not bound)")
 	bindBody := fs.String("bind-body", "", "bind the token to one request: its body, read from `FILE` (- for stdin)")
-	timeout := fs.Duration("timeout", 10*time.Second, "give up after this long")
+	timeout := fs.Duration("timeout", 3*time.Minute, "give up after this long (a scope that needs a human approval waits for the guardian's engineer)")
 	if code, ok := e.parse(fs, args); !ok {
 		return code
 	}
