@@ -37,7 +37,7 @@ lint: lint-proto generate-check
 
 ## bench: Go benchmarks of the hot paths
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./signer/frost/ ./coordinator/ ./verifier/... ./policy/
+	$(GO) test -run '^$$' -bench . -benchmem ./signer/frost/ ./signer/keystore/ ./coordinator/ ./verifier/... ./policy/
 
 clean:
 	rm -rf $(BIN) .bin
