@@ -1,12 +1,8 @@
 package coordinator_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/base64"
-	"encoding/hex"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -22,6 +18,7 @@ import (
 	"github.com/frostmint/frostmint/signer"
 	"github.com/frostmint/frostmint/signer/keydir"
 	"github.com/frostmint/frostmint/signer/keystore"
+	"github.com/frostmint/frostmint/signer/keystore/keystoretest"
 	"github.com/frostmint/frostmint/verifier/mtls"
 )
 
@@ -108,7 +105,7 @@ func TestCeremonyThroughTheCoordinator(t *testing.T) {
 		}
 		secrets = append(secrets, secret)
 	}
-	scanForSecrets(t, c.Dir, secrets)
+	keystoretest.NoPlaintext(t, c.Dir, 10, secrets...)
 
 	// Only admins run ceremonies; this caller is one, but a second ceremony
 	// with a threshold above n is refused cleanly.
@@ -130,41 +127,6 @@ func waitConnected(t *testing.T, c *coordinatortest.Cluster, id uint32) {
 		sleep()
 	}
 	t.Fatalf("guardian %d never connected", id)
-}
-
-// scanForSecrets fails if any file under dir holds one of the secrets, raw,
-// hex or base64 (standard or URL, padded or not).
-func scanForSecrets(t *testing.T, dir string, secrets [][]byte) {
-	t.Helper()
-	var needles [][]byte
-	for _, s := range secrets {
-		needles = append(needles, s, []byte(hex.EncodeToString(s)),
-			[]byte(base64.StdEncoding.EncodeToString(s)), []byte(base64.RawStdEncoding.EncodeToString(s)),
-			[]byte(base64.URLEncoding.EncodeToString(s)), []byte(base64.RawURLEncoding.EncodeToString(s)))
-	}
-	files := 0
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		files++
-		for _, n := range needles {
-			if bytes.Contains(b, n) {
-				t.Errorf("%s holds a key share in plain text", path)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if files < 10 {
-		t.Fatalf("scanned only %d files", files)
-	}
 }
 
 func sleep() { time.Sleep(50 * time.Millisecond) }

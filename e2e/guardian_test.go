@@ -2,12 +2,9 @@ package e2e
 
 import (
 	"bytes"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -22,6 +19,7 @@ import (
 	"github.com/frostmint/frostmint/signer"
 	"github.com/frostmint/frostmint/signer/keydir"
 	"github.com/frostmint/frostmint/signer/keystore"
+	"github.com/frostmint/frostmint/signer/keystore/keystoretest"
 	"github.com/frostmint/frostmint/verifier/mtls"
 )
 
@@ -320,45 +318,9 @@ func TestHardwareKeystoresAndGuardian(t *testing.T) {
 		}
 		secrets = append(secrets, secret)
 	}
-	scanForSecrets(t, h.dir, secrets)
+	keystoretest.NoPlaintext(t, h.dir, 15, secrets...)
 	// The transcript every participant signed verifies.
 	if out, errOut, code := cli(t, "", "ceremony", "verify", "--ca", h.caller.CA, filepath.Join(h.dir, "signer-1-keys", kid)); code != 0 {
 		t.Fatalf("ceremony verify: %s %s", out, errOut)
 	}
-}
-
-// scanForSecrets fails if any file under dir holds one of the secrets, raw,
-// hex or base64 (standard or URL, padded or not).
-func scanForSecrets(t *testing.T, dir string, secrets [][]byte) {
-	t.Helper()
-	var needles [][]byte
-	for _, s := range secrets {
-		needles = append(needles, s, []byte(hex.EncodeToString(s)),
-			[]byte(base64.StdEncoding.EncodeToString(s)), []byte(base64.RawStdEncoding.EncodeToString(s)),
-			[]byte(base64.URLEncoding.EncodeToString(s)), []byte(base64.RawURLEncoding.EncodeToString(s)))
-	}
-	files := 0
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		files++
-		for _, n := range needles {
-			if bytes.Contains(b, n) {
-				t.Errorf("%s holds a key share in plain text", path)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if files < 15 {
-		t.Fatalf("scanned only %d files", files)
-	}
-	t.Logf("scanned %d files: no plain-text share", files)
 }

@@ -3,7 +3,12 @@ package keystoretest
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/frostmint/frostmint/signer/keystore"
@@ -66,4 +71,42 @@ func Run(t *testing.T, s, other keystore.Sealer) {
 			}
 		}
 	})
+}
+
+// NoPlaintext fails t if any file under dir holds one of the secrets, raw,
+// hex, or base64 (standard or URL alphabet, padded or not): the check that a
+// cluster wrote no share in plain text anywhere. It fails too when it read
+// fewer than minFiles files, so that a wrong dir cannot pass.
+func NoPlaintext(t testing.TB, dir string, minFiles int, secrets ...[]byte) {
+	t.Helper()
+	var needles [][]byte
+	for _, s := range secrets {
+		needles = append(needles, s, []byte(hex.EncodeToString(s)),
+			[]byte(base64.StdEncoding.EncodeToString(s)), []byte(base64.RawStdEncoding.EncodeToString(s)),
+			[]byte(base64.URLEncoding.EncodeToString(s)), []byte(base64.RawURLEncoding.EncodeToString(s)))
+	}
+	files := 0
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		files++
+		for _, n := range needles {
+			if bytes.Contains(b, n) {
+				t.Errorf("%s holds a secret in plain text", path)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files < minFiles {
+		t.Fatalf("scanned only %d files under %s, want at least %d", files, dir, minFiles)
+	}
+	t.Logf("scanned %d files under %s: no plain-text secret", files, dir)
 }
