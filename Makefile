@@ -3,10 +3,14 @@
 GO        ?= go
 BIN       := bin
 GOFLAGS_T ?= -race -count=1
+# Fuzzing (.ci/fuzz-all): each target alone for this long; make test fuzzes
+# each for FUZZTIME_SHORT after the suite, make fuzz for FUZZTIME.
+FUZZTIME       ?= 30s
+FUZZTIME_SHORT ?= 2s
 
 include Makefile.proto.mk
 
-.PHONY: all build demo test test-short vet fmt-check lint bench clean
+.PHONY: all build demo test test-short vet fmt-check lint bench fuzz clean
 
 all: build
 
@@ -18,9 +22,16 @@ build:
 demo: build
 	./$(BIN)/frostmint demo
 
-## test: static checks and the whole test suite (unit, Rego, fuzz seeds, e2e with the real binaries)
+## test: static checks and the whole test suite (unit, Rego, fuzz seeds, e2e with the real binaries),
+## then every fuzz target for FUZZTIME_SHORT
 test: fmt-check vet
 	$(GO) test $(GOFLAGS_T) -timeout 20m ./...
+	GO=$(GO) ./.ci/fuzz-all $(FUZZTIME_SHORT)
+
+## fuzz: every fuzz target, one at a time, for FUZZTIME each (FUZZ_RUN=regexp picks targets);
+## a crasher is written to the package's testdata/fuzz/<FuzzName>/: commit it with the fix
+fuzz:
+	GO=$(GO) ./.ci/fuzz-all $(FUZZTIME)
 
 test-short:
 	$(GO) test -short -count=1 ./...
@@ -35,9 +46,10 @@ fmt-check:
 ## lint: proto lint and generated-code freshness (needs the buf toolchain, built on first use)
 lint: lint-proto generate-check
 
-## bench: Go benchmarks of the hot paths
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./signer/frost/ ./signer/keystore/ ./coordinator/ ./verifier/... ./policy/
+## bench: Go benchmarks of the hot paths, then `frostmint bench` runs (2-of-3 sequential and 64 callers,
+## 3-of-5 64 callers, distinct requests, audit on tmpfs); ends with NAME VALUE UNIT lines (.ci/bench)
+bench: build
+	GO=$(GO) FROSTMINT=./$(BIN)/frostmint ./.ci/bench
 
 clean:
 	rm -rf $(BIN) .bin

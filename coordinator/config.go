@@ -13,6 +13,7 @@ import (
 
 	"github.com/frostmint/frostmint/policy/limit"
 	"github.com/frostmint/frostmint/signer"
+	"github.com/frostmint/frostmint/telemetry"
 	"github.com/frostmint/frostmint/verifier/mtls"
 	"github.com/frostmint/frostmint/verifier/token"
 )
@@ -76,6 +77,12 @@ type Config struct {
 	CommitmentMaxAge Duration `json:"commitment_max_age"`
 	// SignTimeout bounds one signer's answer (2s).
 	SignTimeout Duration `json:"sign_timeout"`
+	// HedgeAfter is how long a mint waits for a quorum's slowest member
+	// before it also asks another quorum that leaves the silent signers
+	// out (with commitments of its own); the first to finish makes the
+	// token, and a signer left behind is marked unhealthy. 0 turns hedging
+	// off: a silent signer then costs a mint sign_timeout.
+	HedgeAfter Duration `json:"hedge_after"`
 	// Callers says which caller evidence is trusted; the signers carry the
 	// same section and verify the evidence again.
 	Callers signer.Callers `json:"callers"`
@@ -85,7 +92,16 @@ type Config struct {
 	AuditLog string `json:"audit_log"`
 	// MaxEvidence bounds the remembered evidence (default 1000000).
 	MaxEvidence int `json:"max_evidence"`
+	// Tracing, when set, records OpenTelemetry traces of mints (and sends
+	// the trace context on to the signers); off by default.
+	Tracing *telemetry.TracingConfig `json:"tracing,omitempty"`
 }
+
+// DefaultHedgeAfter is the default hedge_after: well above a healthy
+// quorum's answer (its checks and the fsync of its audit record; measured
+// on loopback under load, p99 < 25 ms, slowest < 50 ms), so that hedges
+// stay rare, and well below sign_timeout.
+const DefaultHedgeAfter = 250 * time.Millisecond
 
 // Default returns a Config with every default filled in.
 func Default() Config {
@@ -95,6 +111,7 @@ func Default() Config {
 		PoolSize:         32,
 		CommitmentMaxAge: Duration(4 * time.Minute),
 		SignTimeout:      Duration(2 * time.Second),
+		HedgeAfter:       Duration(DefaultHedgeAfter),
 		ApprovalTimeout:  Duration(150 * time.Second),
 		Limits: limit.Config{
 			PerIdentity: limit.Rate{PerSecond: 10, Burst: 20},
@@ -161,6 +178,9 @@ func (c Config) Validate() error {
 	if c.SignTimeout <= 0 {
 		errs = append(errs, errors.New("sign_timeout must be positive"))
 	}
+	if c.HedgeAfter < 0 || (c.SignTimeout > 0 && c.HedgeAfter >= c.SignTimeout) {
+		errs = append(errs, fmt.Errorf("hedge_after (%s) must be 0 (off) or below sign_timeout (%s)", time.Duration(c.HedgeAfter), time.Duration(c.SignTimeout)))
+	}
 	if err := c.Callers.Validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -175,6 +195,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxEvidence <= 0 {
 		errs = append(errs, errors.New("max_evidence must be positive"))
+	}
+	if err := c.Tracing.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -191,6 +214,10 @@ func LoadConfig(path string) (Config, error) {
 	d.DisallowUnknownFields()
 	if err := d.Decode(&c); err != nil {
 		return c, fmt.Errorf("%s: %w", path, err)
+	}
+	// Nothing may follow the config: it would be silently ignored.
+	if len(bytes.Trim(b[d.InputOffset():], " \t\r\n")) > 0 {
+		return c, fmt.Errorf("%s: trailing data after the JSON object", path)
 	}
 	return c, nil
 }

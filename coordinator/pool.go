@@ -53,9 +53,21 @@ type pool struct {
 	strikes  int
 	policy   string     // the signer's policy hash, from Info
 	refill   sync.Mutex // one refill at a time
+	// low wakes the pool's background refill when take leaves room for a
+	// batch (refill.go); made on first use, under mu.
+	low chan struct{}
+	// drops counts drop calls: a fetch under way when the pool is dropped
+	// discards what it gets, which may come from a process that is gone.
+	drops uint64
+
+	// slowUntil keeps a signer that hedged mints keep leaving behind at
+	// the back of the queue: answering Info does not end it, a share
+	// within hedge_after resets its count (see leftBehind).
+	slowUntil time.Time
+	lags      int
 }
 
-func newPool(ep Endpoint, base *tls.Config, size int, maxAge time.Duration, now func() time.Time) (*pool, error) {
+func newPool(ep Endpoint, base *tls.Config, size int, maxAge time.Duration, now func() time.Time, extra ...grpc.DialOption) (*pool, error) {
 	if ep.Guardian {
 		return &pool{ep: ep, size: size, maxAge: maxAge, now: now}, nil
 	}
@@ -82,12 +94,12 @@ func newPool(ep Endpoint, base *tls.Config, size int, maxAge time.Duration, now 
 	tc.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
 		return verifyChain(raw, roots)
 	}
-	conn, err := grpc.NewClient(ep.Addr,
+	conn, err := grpc.NewClient(ep.Addr, append(extra,
 		grpc.WithTransportCredentials(credentials.NewTLS(tc)),
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
 			MinConnectTimeout: 2 * time.Second,
-		}),
+		}))...,
 	)
 	if err != nil {
 		return nil, fmt.Errorf("signer %d: %w", ep.ID, err)
@@ -160,6 +172,7 @@ func verifyChain(raw [][]byte, roots *x509.CertPool) error {
 func (p *pool) take(kid string) (frost.Commitment, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	defer p.wakeRefillLocked()
 	cutoff := p.now().Add(-p.maxAge)
 	for len(p.items) > 0 {
 		it := p.items[len(p.items)-1]
@@ -175,6 +188,7 @@ func (p *pool) take(kid string) (frost.Commitment, bool) {
 func (p *pool) drop() {
 	p.mu.Lock()
 	p.items = nil
+	p.drops++
 	p.mu.Unlock()
 }
 
@@ -213,16 +227,48 @@ func (p *pool) quarantine(err error) {
 func (p *pool) markOK() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.now().Before(p.badUntil) {
+	if now := p.now(); now.Before(p.badUntil) || now.Before(p.slowUntil) {
 		return
 	}
 	p.healthy, p.lastErr, p.failures = true, nil, 0
 }
 
+// leftBehind marks a signer that had not answered within hedge_after when
+// another quorum signed: unhealthy, so that quorums are made of other
+// signers first, for 1 s, doubling each time it lags again afterwards, up
+// to 30 s. It is still asked when no quorum can be made without it.
+func (p *pool) leftBehind(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.healthy, p.lastErr = false, err
+	now := p.now()
+	if now.Before(p.slowUntil) {
+		return // the mints that were waiting for it together count once
+	}
+	p.slowUntil = now.Add(min(time.Second<<min(p.lags, 5), 30*time.Second))
+	p.lags++
+}
+
+// prompt records a share that came within hedge_after: the signer is no
+// longer lagging.
+func (p *pool) prompt() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.lags = 0
+}
+
+// markFailed marks the signer unhealthy after a failed call, to be
+// retried after a backoff. A signer found unreachable loses its pooled
+// commitments: its process may be gone, and one that replaces it knows
+// none of them, so none is ever sent to it.
 func (p *pool) markFailed(err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.healthy, p.lastErr = false, err
+	if status.Code(err) == codes.Unavailable {
+		p.items = nil
+		p.drops++ // and so does a fetch under way (see drops)
+	}
 	p.failures++
 	wait := time.Duration(p.failures) * 200 * time.Millisecond
 	if wait > 2*time.Second {
@@ -243,30 +289,46 @@ func (p *pool) status() (healthy bool, n int, lastErr error) {
 func (p *pool) fill(ctx context.Context, timeout time.Duration, k *activeKey) error {
 	p.refill.Lock()
 	defer p.refill.Unlock()
-	need := p.size - p.len()
+	_, err := p.fetch(ctx, timeout, k, p.size-p.len(), 0)
+	return err
+}
+
+// fetch gets need commitments of key k from the signer, with one Commit
+// call, returns keep of them to the caller and adds the others to the
+// pool; need ≤ 0 does nothing. Callers hold p.refill. (The background
+// refill and the hot path ask for a few at a time: see refill.go.)
+func (p *pool) fetch(ctx context.Context, timeout time.Duration, k *activeKey, need, keep int) ([]frost.Commitment, error) {
 	if need <= 0 {
-		return nil
+		return nil, nil
 	}
 	client := p.rpc()
 	if client == nil {
-		return errAway
+		return nil, errAway
 	}
+	p.mu.Lock()
+	drops := p.drops
+	p.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	resp, err := client.Commit(ctx, &signv1.CommitRequest{Count: uint32(need), KeyId: k.kid})
 	if err != nil {
 		p.markFailed(err)
-		return err
+		return nil, err
 	}
 	if resp.GetSignerId() != uint32(p.ep.ID) {
 		err := fmt.Errorf("signer at %s says it is %d, configured as %d", p.ep.Addr, resp.GetSignerId(), p.ep.ID)
 		p.markFailed(err)
-		return err
+		return nil, err
 	}
 	if resp.GetKeyId() != k.kid {
 		err := fmt.Errorf("signer %d sent commitments for key %q, asked for %q", p.ep.ID, resp.GetKeyId(), k.kid)
 		p.markFailed(err)
-		return err
+		return nil, err
+	}
+	if n := len(resp.GetCommitments()); n == 0 || n > need {
+		err := fmt.Errorf("signer %d sent %d commitments, asked for %d", p.ep.ID, n, need)
+		p.markFailed(err)
+		return nil, err
 	}
 	items := make([]pooled, 0, len(resp.GetCommitments()))
 	now := p.now()
@@ -275,11 +337,21 @@ func (p *pool) fill(ctx context.Context, timeout time.Duration, k *activeKey) er
 		if err != nil || c.SignerID != p.ep.ID {
 			err = fmt.Errorf("signer %d sent an invalid commitment: %v", p.ep.ID, err)
 			p.markFailed(err)
-			return err
+			return nil, err
 		}
 		items = append(items, pooled{c: c, kid: k.kid, fetched: now})
 	}
+	var kept []frost.Commitment
+	for keep > 0 && len(items) > 0 {
+		kept = append(kept, items[len(items)-1].c)
+		items = items[:len(items)-1]
+		keep--
+	}
 	p.mu.Lock()
+	if p.drops != drops {
+		p.mu.Unlock()
+		return nil, fmt.Errorf("signer %d failed while its commitments were fetched: discarded", p.ep.ID)
+	}
 	if p.bootID != resp.GetBootId() {
 		p.items = nil
 		p.bootID = resp.GetBootId()
@@ -287,7 +359,7 @@ func (p *pool) fill(ctx context.Context, timeout time.Duration, k *activeKey) er
 	p.items = append(p.items, items...)
 	p.mu.Unlock()
 	p.markOK()
-	return nil
+	return kept, nil
 }
 
 // checkBoot asks the signer for its boot id and drops the pool when the
@@ -308,6 +380,7 @@ func (p *pool) checkBoot(ctx context.Context, timeout time.Duration) {
 	p.mu.Lock()
 	if p.bootID != "" && p.bootID != info.GetBootId() {
 		p.items = nil
+		p.drops++ // a fetch under way may be answered by the old process
 	}
 	p.bootID = info.GetBootId()
 	p.policy = info.GetPolicyHash()

@@ -18,6 +18,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -34,6 +35,7 @@ import (
 	signv1 "github.com/frostmint/frostmint/proto/frostmint/sign/v1"
 	"github.com/frostmint/frostmint/signer/frost"
 	"github.com/frostmint/frostmint/signer/keydir"
+	"github.com/frostmint/frostmint/telemetry"
 	"github.com/frostmint/frostmint/verifier/evidence"
 	"github.com/frostmint/frostmint/verifier/mtls"
 	"github.com/frostmint/frostmint/verifier/token"
@@ -72,6 +74,7 @@ type Server struct {
 	audit    Auditor
 	closers  []func() error
 	reloader *policy.Reloader
+	obs      *observer // metrics and tracing (observe.go)
 }
 
 // Option adjusts a Server.
@@ -92,7 +95,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("coordinator config: %w", err)
 	}
-	s := &Server{cfg: cfg, log: log, now: time.Now}
+	s := &Server{cfg: cfg, log: log, now: time.Now, obs: &observer{}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -125,18 +128,30 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 		s.audit = l
 		s.closers = append(s.closers, l.Close)
 	}
+	flush, err := s.obs.init(ctx, cfg)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	if flush != nil {
+		s.closers = append(s.closers, flush)
+	}
 	base, err := mtls.ClientConfig(cfg.TLS)
 	if err != nil {
 		s.Close()
 		return nil, err
 	}
 	for _, ep := range cfg.Signers {
-		p, err := newPool(ep, base, cfg.PoolSize, time.Duration(cfg.CommitmentMaxAge), s.now)
+		p, err := newPool(ep, base, cfg.PoolSize, time.Duration(cfg.CommitmentMaxAge), s.now, s.obs.dialOptions()...)
 		if err != nil {
 			s.Close()
 			return nil, err
 		}
 		s.pools = append(s.pools, p)
+	}
+	if err := s.obs.watch(s); err != nil {
+		s.Close()
+		return nil, err
 	}
 	return s, nil
 }
@@ -211,8 +226,8 @@ func (s *Server) Serve(ctx context.Context, lis, hlis net.Listener) error {
 	if err != nil {
 		return err
 	}
-	gs := grpc.NewServer(grpc.Creds(credentials.NewTLS(tlsConf)),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 20 * time.Second, PermitWithoutStream: true}))
+	gs := grpc.NewServer(append(s.obs.serverOptions(), grpc.Creds(credentials.NewTLS(tlsConf)),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 20 * time.Second, PermitWithoutStream: true}))...)
 	mintv1.RegisterMintServiceServer(gs, s)
 	signv1.RegisterGuardianServiceServer(gs, s)
 	cs, err := s.ceremonyService()
@@ -333,12 +348,14 @@ func (s *Server) ceremonyService() (*ceremony.Service, error) {
 	})
 }
 
-// maintain keeps pools topped up, notices restarted signers, and retries
-// unhealthy ones so they rejoin by themselves.
+// maintain keeps pools topped up (a background refill per pool, see
+// refill.go), notices restarted signers, and retries unhealthy ones so
+// they rejoin by themselves.
 func (s *Server) maintain(ctx context.Context) {
 	timeout := time.Duration(s.cfg.SignTimeout)
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
+	defer s.startRefills(ctx)()
 	lastBoot, lastKeys := time.Time{}, s.now()
 	for {
 		checkBoot := s.now().Sub(lastBoot) > 2*time.Second
@@ -351,23 +368,15 @@ func (s *Server) maintain(ctx context.Context) {
 				s.log.Error("cannot reload the keys dir; keeping the current keys", "err", err)
 			}
 		}
-		key := s.active()
 		var wg sync.WaitGroup
 		for _, p := range s.pools {
-			if !p.usable() {
+			if !p.usable() || !checkBoot {
 				continue
 			}
 			wg.Add(1)
 			go func(p *pool) {
 				defer wg.Done()
-				if checkBoot {
-					p.checkBoot(ctx, timeout)
-				}
-				if key != nil && p.usable() && p.len() < (p.size+1)/2 {
-					if err := p.fill(ctx, timeout, key); err != nil && ctx.Err() == nil {
-						s.log.Debug("refill failed", "signer", p.ep.ID, "err", err)
-					}
-				}
+				p.checkBoot(ctx, timeout)
 			}(p)
 		}
 		wg.Wait()
@@ -399,6 +408,8 @@ func (s *Server) HTTPHandler() http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
 	})
+	telemetry.HandleReady(mux, s.Ready)
+	telemetry.HandleMetrics(mux, s.obs.metrics.Registry())
 	return mux
 }
 
@@ -457,7 +468,9 @@ func checkRequest(aud string, scopes []string) error {
 	}
 	seen := map[string]bool{}
 	for _, sc := range scopes {
-		if sc == "" || len(sc) > 128 || strings.ContainsAny(sc, " \t\r\n\"\\") {
+		// No white space at all (unicode.IsSpace, as the token's scope
+		// claim): a scope that passed here would make no token later.
+		if sc == "" || len(sc) > 128 || strings.ContainsAny(sc, "\"\\") || strings.ContainsFunc(sc, unicode.IsSpace) {
 			errs = append(errs, fmt.Errorf("scope %q is not a valid scope token", sc))
 		}
 		if seen[sc] {
@@ -530,12 +543,9 @@ func (s *Server) pickQuorum(ctx context.Context, k *activeKey, excluded map[uint
 		}
 		c, ok := p.take(k.kid)
 		if !ok {
-			if err := p.fill(ctx, time.Duration(s.cfg.SignTimeout), k); err != nil {
+			var err error
+			if c, err = p.takeNow(ctx, time.Duration(s.cfg.SignTimeout), k); err != nil {
 				missing[p.ep.ID] = "unavailable: " + describe(err)
-				continue
-			}
-			if c, ok = p.take(k.kid); !ok {
-				missing[p.ep.ID] = "no commitments"
 				continue
 			}
 		}

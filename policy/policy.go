@@ -99,6 +99,7 @@ type options struct {
 	useFiles bool
 	bundles  []bundleOption
 	now      func() time.Time
+	memo     bool
 }
 
 // WithFiles loads the policy from disk instead of the embedded bundle. Each
@@ -116,6 +117,13 @@ func WithFiles(paths ...string) Option {
 	}
 }
 
+// WithoutMemo makes the Engine evaluate the policy for every decision,
+// even when it could remember them (see Engine.Memoized): for measuring
+// the policy's cost.
+func WithoutMemo() Option {
+	return func(o *options) { o.memo = false }
+}
+
 // WithClock sets the clock used for an Input whose Time is zero. The
 // default is time.Now.
 func WithClock(now func() time.Time) Option {
@@ -128,6 +136,10 @@ type Engine struct {
 	query rego.PreparedEvalQuery
 	hash  string
 	now   func() time.Time
+	// memo remembers decisions when the policy never reads the time (see
+	// memo.go); nil otherwise, and noMemo says why.
+	memo   *memo
+	noMemo string
 }
 
 // New loads and compiles the policy (the embedded default bundle unless
@@ -171,12 +183,22 @@ func New(ctx context.Context, opts ...Option) (*Engine, error) {
 	for _, m := range modules {
 		regoOpts = append(regoOpts, rego.ParsedModule(m))
 	}
+	var compiler *ast.Compiler
+	regoOpts = append(regoOpts, rego.CompilerHook(func(c *ast.Compiler) { compiler = c }))
 	query, err := rego.New(regoOpts...).PrepareForEval(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrCompile, err)
 	}
 
 	e := &Engine{query: query, hash: src.hash(), now: o.now}
+	switch ok, why := timeless(compiler.Modules); {
+	case !o.memo:
+		e.noMemo = "memo turned off"
+	case ok:
+		e.memo = &memo{}
+	default:
+		e.noMemo = why
+	}
 	if err := e.selfCheck(ctx, o.embedded()); err != nil {
 		return nil, err
 	}
@@ -185,7 +207,7 @@ func New(ctx context.Context, opts ...Option) (*Engine, error) {
 
 // newOptions applies opts and checks the combination.
 func newOptions(opts []Option) (*options, error) {
-	o := &options{now: time.Now}
+	o := &options{now: time.Now, memo: true}
 	for _, opt := range opts {
 		opt(o)
 	}
@@ -277,9 +299,16 @@ func (e *Engine) selfCheck(ctx context.Context, isDefault bool) error {
 // same.
 func (e *Engine) Hash() string { return e.hash }
 
+// Memoized reports whether the Engine remembers its decisions by the
+// input without the time, which it does when the policy provably never
+// reads the time (see memo.go), and otherwise why not.
+func (e *Engine) Memoized() (bool, string) { return e.memo != nil, e.noMemo }
+
 // Evaluate decides one request. Any failure to produce a well-formed
 // decision is an error wrapping ErrEvaluation, and the Decision returned
-// with an error never allows.
+// with an error never allows. A memoized Engine returns the decision it
+// made for the same input (but the time) before, if it remembers one;
+// failures are never remembered.
 func (e *Engine) Evaluate(ctx context.Context, in Input) (Decision, error) {
 	if err := ctx.Err(); err != nil {
 		return Decision{}, fmt.Errorf("%w: %w", ErrEvaluation, err)
@@ -287,6 +316,24 @@ func (e *Engine) Evaluate(ctx context.Context, in Input) (Decision, error) {
 	if in.Time.IsZero() {
 		in.Time = e.now()
 	}
+	key := ""
+	if e.memo != nil {
+		if k, ok := memoKey(in); ok {
+			if d, ok := e.memo.get(k); ok {
+				return d, nil
+			}
+			key = k
+		}
+	}
+	d, err := e.evaluate(ctx, in)
+	if err == nil && key != "" {
+		e.memo.put(key, d)
+	}
+	return d, err
+}
+
+// evaluate runs the policy on in.
+func (e *Engine) evaluate(ctx context.Context, in Input) (Decision, error) {
 	input, err := in.value()
 	if err != nil {
 		return Decision{}, fmt.Errorf("%w: input: %w", ErrEvaluation, err)

@@ -783,7 +783,9 @@ func TestConcurrentEvaluate(t *testing.T) {
 }
 
 func BenchmarkEvaluate(b *testing.B) {
-	e := newEngine(b)
+	// Without the memo: this measures evaluating the policy (see
+	// BenchmarkEvaluateMemoized for a request asked again).
+	e := newEngine(b, WithoutMemo())
 	in := mintInput(paymentsCI, apiAud, 5*time.Minute, "payments:refund", "read", "write")
 	ctx := context.Background()
 	for b.Loop() {

@@ -101,6 +101,7 @@ func NewReloader(ctx context.Context, interval time.Duration, log *slog.Logger, 
 		return nil, err
 	}
 	r.current.Store(e)
+	log.Info("policy compiled", "hash", e.Hash(), "decisions", e.memoState())
 	return r, nil
 }
 
@@ -178,7 +179,7 @@ func (r *Reloader) poll(ctx context.Context) {
 		return
 	}
 	r.current.Store(e)
-	r.log.Info("policy reloaded", "old_hash", old.Hash(), "new_hash", e.Hash())
+	r.log.Info("policy reloaded", "old_hash", old.Hash(), "new_hash", e.Hash(), "decisions", e.memoState())
 }
 
 // fingerprint hashes the content of every file under paths, with its path.

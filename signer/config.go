@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/frostmint/frostmint/policy/limit"
+	"github.com/frostmint/frostmint/telemetry"
 	"github.com/frostmint/frostmint/verifier/mtls"
 )
 
@@ -83,6 +85,13 @@ type Config struct {
 	AuditLog string `json:"audit_log"`
 	// MaxEvidence bounds the remembered evidence (default 1000000).
 	MaxEvidence int `json:"max_evidence"`
+	// MetricsListen, when set, serves /metrics, /healthz and /readyz over
+	// plain HTTP on this address (keep it on loopback or a monitoring
+	// network). Off by default.
+	MetricsListen string `json:"metrics_listen,omitempty"`
+	// Tracing, when set, records OpenTelemetry traces of Sign requests,
+	// continuing the coordinator's trace; off by default.
+	Tracing *telemetry.TracingConfig `json:"tracing,omitempty"`
 }
 
 // Default returns a Config with every default filled in.
@@ -162,6 +171,14 @@ func (c Config) Validate() error {
 	if c.MaxEvidence <= 0 {
 		errs = append(errs, errors.New("max_evidence must be positive"))
 	}
+	if c.MetricsListen != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
+			errs = append(errs, fmt.Errorf("metrics_listen must be host:port: %w", err))
+		}
+	}
+	if err := c.Tracing.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -177,6 +194,10 @@ func LoadConfig(path string) (Config, error) {
 	d.DisallowUnknownFields()
 	if err := d.Decode(&c); err != nil {
 		return c, fmt.Errorf("%s: %w", path, err)
+	}
+	// Nothing may follow the config: it would be silently ignored.
+	if len(bytes.Trim(b[d.InputOffset():], " \t\r\n")) > 0 {
+		return c, fmt.Errorf("%s: trailing data after the JSON object", path)
 	}
 	return c, nil
 }

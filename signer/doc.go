@@ -11,4 +11,15 @@
 // longer than the hard cap. A coordinator that is taken over therefore
 // cannot make this signer sign a long-lived token or anything that is not a
 // token.
+//
+// # Observability
+//
+// With metrics_listen set, a signer serves GET /metrics ([Metrics]: signs by
+// outcome and reason, Sign latency, outstanding nonces, key epochs loaded,
+// the policy hash), GET /healthz and GET /readyz (200 only when its policy
+// is loaded, it holds a key epoch and its audit log is writable: see
+// [Server.Ready]) over plain HTTP. With a "tracing" section (or
+// [WithTracerProvider]) each Sign is a span, signer.Sign with a
+// signer.judge child, continuing the coordinator's trace from the W3C
+// trace context of the call.
 package signer

@@ -180,7 +180,9 @@ func (s *Server) judgeRequest(ctx context.Context, pol Policy, req *judgeInput, 
 
 func short(h string) string {
 	if len(h) > 12 {
-		return h[:12]
+		// Not h[:12] alone: cut inside a rune, the refusal's message is not
+		// UTF-8, and a guardian cannot send it back over its stream.
+		return strings.ToValidUTF8(h[:12], "")
 	}
 	if h == "" {
 		return "(none)"

@@ -56,6 +56,7 @@ type Server struct {
 	policy   Policy
 	limits   *limit.Limiter
 	audit    Auditor
+	obs      *observer // metrics and tracing (observe.go)
 }
 
 // Policy decides whether a mint may happen.
@@ -107,7 +108,7 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Server, error) {
 	if _, err := rand.Read(b); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, now: time.Now, bootID: hex.EncodeToString(b), keys: &keyring{epochs: map[string]*epoch{}}}
+	s := &Server{cfg: cfg, log: log, now: time.Now, bootID: hex.EncodeToString(b), keys: &keyring{epochs: map[string]*epoch{}}, obs: &observer{}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -138,6 +139,10 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Server, error) {
 		log.Warn("no key epoch yet: this signer signs nothing until a key ceremony", "keys_dir", cfg.KeysDir)
 	}
 	if err := s.init(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.observe(); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -196,6 +201,12 @@ func (s *Server) init() error {
 // [Server.Serve]), and, for a guardian, over its stream to the coordinator
 // (see [Server.RunGuardian]).
 func (s *Server) Run(ctx context.Context) error {
+	stopMetrics, err := s.startMetrics(ctx)
+	if err != nil {
+		s.Close()
+		return err
+	}
+	defer stopMetrics()
 	if s.cfg.Listen == "" {
 		defer s.Close()
 		ctx, cancel := context.WithCancel(ctx)
@@ -264,10 +275,10 @@ func (s *Server) GRPCServer() (*grpc.Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return grpc.NewServer(
+	return grpc.NewServer(append(s.obs.serverOptions(),
 		grpc.Creds(credentials.NewTLS(tlsConf)),
 		grpc.ChainUnaryInterceptor(s.authorize),
-	), nil
+	)...), nil
 }
 
 // maintain expires unused nonces, reloads the policy, and picks up new
@@ -389,12 +400,16 @@ func clipID(s string) string {
 // Sign implements signv1.SignerServiceServer: it judges the request
 // itself (see [Server.judge]), records the decision in its audit log, and
 // only then makes its share.
-func (s *Server) Sign(ctx context.Context, req *signv1.SignRequest) (*signv1.SignResponse, error) {
+func (s *Server) Sign(ctx context.Context, req *signv1.SignRequest) (_ *signv1.SignResponse, err error) {
 	log := s.log.With("request_id", req.GetRequestId(), "signer", s.cfg.ID)
 	pol := snapshot(s.policy)
 	rec := audit.Record{Daemon: fmt.Sprintf("signer-%d", s.cfg.ID), RequestID: req.GetRequestId(), PolicyHash: pol.Hash()}
-	c, e, err := s.judge(ctx, pol, judgeInput{msg: req.GetMessage(), caller: req.GetCallerRequest(),
+	ctx, done := s.obs.startSign(ctx, req.GetRequestId(), s.cfg.ID)
+	defer func() { done(&rec, err) }()
+	jctx, endJudge := s.obs.span(ctx, "signer.judge")
+	c, e, err := s.judge(jctx, pol, judgeInput{msg: req.GetMessage(), caller: req.GetCallerRequest(),
 		policyHash: req.GetPolicyHash(), approvals: req.GetApprovals()}, &rec, true)
+	endJudge(err)
 	if err != nil {
 		var r *refusal
 		if !errors.As(err, &r) {

@@ -53,6 +53,9 @@ type Options struct {
 	SignerConfig func(*signer.Config)
 	// Log receives every daemon's log (default: discarded).
 	Log io.Writer
+	// Logger, if set, is every daemon's logger instead of a text logger
+	// writing to Log.
+	Logger *slog.Logger
 	// OIDC issuers trusted besides the test CA's certificates.
 	OIDC []evidence.OIDCIssuer
 	// Guardians are the signers that run as guardians: they dial in to the
@@ -104,7 +107,10 @@ func Start(t testing.TB, o Options) *Cluster {
 		o.Log = io.Discard
 	}
 	dir := t.TempDir()
-	c := &Cluster{Dir: dir, Signers: map[uint16]*Signer{}, opts: o, log: slog.New(slog.NewTextHandler(o.Log, nil))}
+	c := &Cluster{Dir: dir, Signers: map[uint16]*Signer{}, opts: o, log: o.Logger}
+	if c.log == nil {
+		c.log = slog.New(slog.NewTextHandler(o.Log, nil))
+	}
 	ca, err := mtls.NewDevCA("test CA", time.Hour)
 	must(t, err)
 	c.CA = ca

@@ -13,10 +13,9 @@
 // coordinator does not account for. Diff performs that comparison.
 //
 // Audit is not best effort. Append returns nil only once the record is
-// durable: its line has been written and fsynced and the head file (below)
-// updated. Any failure is returned, and the caller must then fail the
-// operation being audited; a token that could not be audited must not be
-// issued. After a failed write the state of the file is unknown, so the Log
+// durable: its line has been written and fdatasynced. Any failure is
+// returned, and the caller must then fail the operation being audited; a
+// token that could not be audited must not be issued. After a failed write the state of the file is unknown, so the Log
 // refuses all further appends (ErrUnusable); reopening the file with Open
 // verifies it and repairs what an interrupted append can leave behind.
 //
@@ -53,9 +52,19 @@
 //	{"seq":N,"hash":"<hex SHA-256 of line N>"}
 //
 // For an empty log it is {"seq":0,"hash":"<Genesis>"}; Open writes it when
-// it creates a log. Append rewrites it after every line, atomically: it
-// writes path+".head.tmp", fsyncs it, renames it over path+".head" and
-// fsyncs the directory.
+// it creates a log. After appends, a background writer of the Log rewrites
+// it for the last durable line (at most one rewrite per 10 ms, so it lags
+// the log by about that much under load), and Close brings it up to date.
+// Each rewrite is atomic: it writes path+".head.tmp", fsyncs it, renames it
+// over path+".head" and fsyncs the directory. The head file never counts a
+// line that is not yet durable. If it cannot be rewritten, the Log becomes
+// unusable, as after a failed write of a line.
+//
+// Keeping the head file off the appenders' path costs nothing in what it
+// detects: it is written from the Log's memory, not from the file, so
+// lines deleted while the head lags are still reported missing once it
+// is written; only a crash in that window leaves a head that counts fewer
+// lines, which is a state Open already has to accept (see Crashes).
 //
 // The head file is a checkpoint: line N must exist and its hash must match.
 // Lines after line N are allowed because the head is written after the line:
@@ -100,20 +109,26 @@
 //
 // # Crashes
 //
-// Append writes a line with one write and fsyncs it before touching the
-// head file, so a crash leaves one of: a final line without its newline
-// (torn), which was never acknowledged and which Open truncates away
-// (Recovered reports it), unless the head file already counts that line
-// (then it was acknowledged and its loss is tampering, and Open refuses the
-// log); or a complete line the head file does not yet count, which Open
-// keeps and then writes the head for. A record whose Append failed may
-// therefore appear in the log after recovery; a record whose Append
-// returned nil always does.
+// Appends are group-committed: the lines queued while a sync is under way
+// are written together with one write and made durable with one
+// fdatasync, and only then are their Appends acknowledged. The head file
+// is rewritten only after the lines it counts are durable. So a crash
+// leaves the acknowledged lines, then possibly part of the batch being
+// written: complete lines the head file does not count, which were never
+// acknowledged and which Open keeps (and then writes the head for), and at
+// most one final line without its newline (torn), which Open truncates away
+// (Recovered reports it) — unless the head file counts that line (then it
+// was acknowledged and its loss is tampering, and Open refuses the log). A
+// record whose Append failed may therefore appear in the log after
+// recovery; a record whose Append returned nil always does.
 //
 // # Concurrency
 //
-// A Log is safe for concurrent use; appends are serialized and each is
-// durable before the next begins. One Log at a time may hold a file: Open
+// A Log is safe for concurrent use. Appends are ordered (seq, prev and
+// times follow the order in which they take the Log's lock) and
+// group-committed: concurrent appends share one fdatasync, and each
+// returns only once its own line is durable. Close waits for the appends
+// in flight. One Log at a time may hold a file: Open
 // takes an exclusive advisory lock (flock, where the system has it) and
 // fails with ErrLocked if another Log, in this or another process, holds
 // it. Verify, ReadAll and Diff take no lock and may read a live log; one

@@ -41,6 +41,10 @@ type Record struct {
 	// Approval names the guardian and engineer who approved a token that
 	// needed approval.
 	Approval *Approval `json:"approval,omitempty"`
+	// InvalidShares names the signers whose signature share failed
+	// verification for this request (coordinator records): culprits, left
+	// out of the token and quarantined.
+	InvalidShares []uint16 `json:"invalid_shares,omitempty"`
 }
 
 // Approval is who approved a token.

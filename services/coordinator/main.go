@@ -1,6 +1,6 @@
 // Command coordinator runs the frostmint coordinator: the Mint API.
 //
-//	coordinator --config FILE
+//	coordinator --config FILE [--log-format json|text]
 package main
 
 import (
@@ -13,18 +13,25 @@ import (
 	"syscall"
 
 	"github.com/frostmint/frostmint/coordinator"
+	"github.com/frostmint/frostmint/telemetry"
 )
 
 func main() {
 	config := flag.String("config", "", "path to the coordinator's JSON config (required)")
+	logFormat := flag.String("log-format", telemetry.DefaultLogFormat, "log lines as `json` or text")
 	flag.Parse()
 	if *config == "" || flag.NArg() > 0 {
 		flag.Usage()
 		os.Exit(2)
 	}
+	log, err := telemetry.NewLogger(os.Stderr, *logFormat, slog.LevelInfo)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "coordinator:", err)
+		os.Exit(2)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := coordinator.RunConfigFile(ctx, *config, slog.New(slog.NewTextHandler(os.Stderr, nil))); err != nil {
+	if err := coordinator.RunConfigFile(ctx, *config, log); err != nil {
 		fmt.Fprintln(os.Stderr, "coordinator:", err)
 		os.Exit(1)
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/frostmint/frostmint/policy/audit"
 	mintv1 "github.com/frostmint/frostmint/proto/frostmint/mint/v1"
 	"github.com/frostmint/frostmint/signer"
+	"github.com/frostmint/frostmint/telemetry"
 	"github.com/frostmint/frostmint/verifier"
 	"github.com/frostmint/frostmint/verifier/binding"
 	"github.com/frostmint/frostmint/verifier/evidence"
@@ -52,6 +53,7 @@ Usage:
   frostmint ceremony --coordinator ADDR --tls-cert F --tls-key F --ca F --threshold T [--signers 1,2,3]
                                                            run a key ceremony among the coordinator's signers
   frostmint ceremony verify [--ca F] DIR                   check a ceremony's transcript
+  frostmint bench [--callers N --duration D ...]           measure minting against a local cluster (make bench)
 
 Run "frostmint COMMAND --help" for a command's flags.
 `
@@ -116,6 +118,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return e.keys(args[1:])
 	case "ceremony":
 		return ceremonyCmd(ctx, args[1:], stdout, stderr)
+	case "bench":
+		return benchCmd(ctx, args[1:], stdout, stderr)
 	case "guardian":
 		return e.guardian(ctx, args[1:])
 	case "coordinator":
@@ -159,15 +163,20 @@ func (e env) logger() *slog.Logger {
 }
 
 func (e env) daemon(ctx context.Context, name string, args []string, run func(context.Context, string, *slog.Logger) error) int {
-	fs := e.flags(name, name+" --config FILE")
+	fs := e.flags(name, name+" --config FILE [--log-format json|text]")
 	config := fs.String("config", "", "JSON config `file` (required)")
+	logFormat := fs.String("log-format", telemetry.DefaultLogFormat, "log lines as `json` or text")
 	if code, ok := e.parse(fs, args); !ok {
 		return code
 	}
 	if *config == "" || fs.NArg() > 0 {
 		return e.usageErr(fs, "--config is required")
 	}
-	if err := run(ctx, *config, e.logger()); err != nil {
+	log, err := telemetry.NewLogger(e.stderr, *logFormat, slog.LevelInfo)
+	if err != nil {
+		return e.usageErr(fs, "--log-format: want json or text")
+	}
+	if err := run(ctx, *config, log); err != nil {
 		fmt.Fprintf(e.stderr, "frostmint %s: %v\n", name, err)
 		return exitRejected
 	}

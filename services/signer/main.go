@@ -1,6 +1,6 @@
 // Command signer runs the frostmint signer daemon: one FROST key share.
 //
-//	signer --config FILE
+//	signer --config FILE [--log-format json|text]
 package main
 
 import (
@@ -13,18 +13,25 @@ import (
 	"syscall"
 
 	"github.com/frostmint/frostmint/signer"
+	"github.com/frostmint/frostmint/telemetry"
 )
 
 func main() {
 	config := flag.String("config", "", "path to the signer's JSON config (required)")
+	logFormat := flag.String("log-format", telemetry.DefaultLogFormat, "log lines as `json` or text")
 	flag.Parse()
 	if *config == "" || flag.NArg() > 0 {
 		flag.Usage()
 		os.Exit(2)
 	}
+	log, err := telemetry.NewLogger(os.Stderr, *logFormat, slog.LevelInfo)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "signer:", err)
+		os.Exit(2)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := signer.RunConfigFile(ctx, *config, slog.New(slog.NewTextHandler(os.Stderr, nil))); err != nil {
+	if err := signer.RunConfigFile(ctx, *config, log); err != nil {
 		fmt.Fprintln(os.Stderr, "signer:", err)
 		os.Exit(1)
 	}

@@ -145,6 +145,11 @@ type Commitment struct {
 	SignerID uint16
 	ID       uint64
 	Encoded  []byte
+	// dec is Encoded decoded and checked by DecodeCommitment, so that a
+	// session does not decode it again (twice: for its list, then to
+	// aggregate); nil in a Commitment made otherwise. Only read, and only
+	// under lib.
+	dec *bfrost.Commitment
 }
 
 // DecodeCommitment decodes and checks one encoded commitment against the
@@ -159,7 +164,7 @@ func (g *Group) DecodeCommitment(enc []byte) (Commitment, error) {
 	if err := g.conf.ValidateCommitment(c); err != nil {
 		return Commitment{}, fmt.Errorf("%w: commitment: %w", ErrInvalidInput, err)
 	}
-	return Commitment{SignerID: c.SignerID, ID: c.CommitmentID, Encoded: append([]byte(nil), enc...)}, nil
+	return Commitment{SignerID: c.SignerID, ID: c.CommitmentID, Encoded: append([]byte(nil), enc...), dec: c}, nil
 }
 
 // EncodeList builds the encoded commitment list of one signing session from
@@ -177,6 +182,10 @@ func (g *Group) EncodeList(cs []Commitment) ([]byte, error) {
 func (g *Group) decodeCommitments(cs []Commitment) (bfrost.CommitmentList, error) {
 	list := make(bfrost.CommitmentList, 0, len(cs))
 	for _, c := range cs {
+		if c.dec != nil {
+			list = append(list, c.dec)
+			continue
+		}
 		d := new(bfrost.Commitment)
 		if err := d.Decode(c.Encoded); err != nil {
 			return nil, fmt.Errorf("%w: commitment of signer %d: %w", ErrInvalidInput, c.SignerID, err)
@@ -231,7 +240,9 @@ func (g *Group) aggregate(msg []byte, cs []Commitment, shares []Share) ([]byte, 
 		if err := d.Decode(s.Encoded); err != nil {
 			return nil, &BadShareError{SignerID: s.SignerID}
 		}
-		if d.SignerIdentifier != s.SignerID || list.Get(s.SignerID) == nil {
+		// A share of another ciphersuite decodes, but the library panics
+		// on it ("wrong group"): it is as bad as one that does not decode.
+		if d.Group != suite.Group() || d.SignerIdentifier != s.SignerID || list.Get(s.SignerID) == nil {
 			return nil, &BadShareError{SignerID: s.SignerID}
 		}
 		ss = append(ss, d)
@@ -257,7 +268,7 @@ func (g *Group) findBadShare(msg []byte, cs []Commitment, shares []Share) error 
 	}
 	for _, s := range shares {
 		d := new(bfrost.SignatureShare)
-		if err := d.Decode(s.Encoded); err != nil {
+		if err := d.Decode(s.Encoded); err != nil || d.Group != suite.Group() {
 			return &BadShareError{SignerID: s.SignerID}
 		}
 		if err := g.conf.VerifySignatureShare(d, msg, list); err != nil {
@@ -281,6 +292,10 @@ type Signer struct {
 	// issued records when each outstanding nonce was made, for expiry.
 	issued  map[uint64]time.Time
 	maxLive int
+	// reserved counts nonces a Commit under way has yet to make: they
+	// count against maxLive already.
+	reserved int
+	closed   bool
 }
 
 // NewSigner returns a Signer for the encoded secret key share (see
@@ -327,18 +342,32 @@ func (s *Signer) ID() uint16 {
 
 // Commit makes n fresh nonces and returns their encoded commitments. The
 // nonces never leave memory. It fails with [ErrTooManyNonces] when n more
-// would exceed the limit.
+// would exceed the limit, and with [ErrInvalidInput] after Close.
+//
+// It takes the process-wide lock once per nonce, not once for all n: a
+// nonce costs two scalar base multiplications, and a batch made under one
+// lock would hold up every Sign in the process for n of them.
 func (s *Signer) Commit(n int, now time.Time) ([][]byte, error) {
 	lib.Lock()
-	defer lib.Unlock()
-	if len(s.issued)+n > s.maxLive {
-		return nil, fmt.Errorf("%w: %d outstanding, limit %d", ErrTooManyNonces, len(s.issued), s.maxLive)
+	if live := len(s.issued) + s.reserved; live+n > s.maxLive {
+		lib.Unlock()
+		return nil, fmt.Errorf("%w: %d outstanding, limit %d", ErrTooManyNonces, live, s.maxLive)
 	}
+	s.reserved += n
+	lib.Unlock()
 	out := make([][]byte, n)
 	for i := range out {
+		lib.Lock()
+		s.reserved--
+		if s.closed {
+			s.reserved -= n - 1 - i
+			lib.Unlock()
+			return nil, fmt.Errorf("%w: signer closed", ErrInvalidInput)
+		}
 		c := s.s.Commit()
 		s.issued[c.CommitmentID] = now
 		out[i] = c.Encode()
+		lib.Unlock()
 	}
 	return out, nil
 }
@@ -402,6 +431,7 @@ func (s *Signer) Outstanding() int {
 func (s *Signer) Close() {
 	lib.Lock()
 	defer lib.Unlock()
+	s.closed = true
 	for cid := range s.issued {
 		s.s.ClearNonceCommitment(cid)
 		delete(s.issued, cid)

@@ -105,6 +105,10 @@ func Authority(authority, scheme string) (string, error) {
 	if host == "" {
 		return "", fmt.Errorf("%w: empty host in %q", ErrInvalid, authority)
 	}
+	// Brackets only around an IPv6 literal: "[[]" is no host "[".
+	if strings.ContainsAny(host, "[]") {
+		return "", fmt.Errorf("%w: authority %q", ErrInvalid, authority)
+	}
 	if port != "" {
 		if len(port) > 5 || strings.TrimLeft(port, "0123456789") != "" || port[0] == '0' {
 			return "", fmt.Errorf("%w: port in %q", ErrInvalid, authority)
@@ -113,7 +117,10 @@ func Authority(authority, scheme string) (string, error) {
 			port = ""
 		}
 	}
-	host = strings.ToLower(host)
+	// ASCII letters only: strings.ToLower turns each invalid UTF-8 byte into
+	// U+FFFD, so distinct hosts shared one form, which was not canonical
+	// itself (three bytes for one, past the length bound).
+	host = lowerASCII(host)
 	if strings.Contains(host, ":") {
 		if net.ParseIP(host) == nil {
 			return "", fmt.Errorf("%w: authority %q", ErrInvalid, authority)
@@ -124,6 +131,17 @@ func Authority(authority, scheme string) (string, error) {
 		return host + ":" + port, nil
 	}
 	return host, nil
+}
+
+// lowerASCII lower-cases the ASCII letters of s and keeps every other byte.
+func lowerASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 // BodyHash returns the "b" component for body.

@@ -48,6 +48,10 @@ func (v *Verifier) verifyCertificate(req Request, chain [][]byte, sig []byte) (*
 			ErrExpired, ts.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339), v.maxAge)
 	}
 
+	key := chainKey(chain)
+	if vc := v.chains.get(key, now, ts); vc != nil {
+		return identify(vc.leaf, vc.id, req, msg, sig, expiry)
+	}
 	certs := make([]*x509.Certificate, len(chain))
 	for i, der := range chain {
 		if len(der) == 0 || len(der) > MaxCertificateSize {
@@ -101,6 +105,13 @@ func (v *Verifier) verifyCertificate(req Request, chain [][]byte, sig []byte) (*
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUntrusted, err)
 	}
+	v.chains.put(key, leaf, id, chains)
+	return identify(leaf, id, req, msg, sig, expiry)
+}
+
+// identify checks the request signature of a leaf whose chain verified,
+// with SPIFFE ID id, and returns the identity it proves.
+func identify(leaf *x509.Certificate, id string, req Request, msg, sig []byte, expiry time.Time) (*Identity, error) {
 	if err := verifySignature(leaf.PublicKey, msg, sig); err != nil {
 		return nil, fmt.Errorf("%w: request signature of %s: %w", ErrUntrusted, id, err)
 	}

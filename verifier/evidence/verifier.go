@@ -67,6 +67,7 @@ type Verifier struct {
 	maxLifetime time.Duration
 	now         func() time.Time
 	issuers     map[string]*issuer // by exact issuer URL
+	chains      chainCache         // certificate chains that verified
 }
 
 // New returns a verifier of cfg. It fails, with errors wrapping [ErrConfig],

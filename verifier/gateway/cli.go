@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+
+	"github.com/frostmint/frostmint/telemetry"
 )
 
 // Exit codes of [Main].
@@ -45,6 +47,9 @@ Flags:
   --reusable           accept a token more than once until it expires
   --admin ADDR         serve /healthz and /readyz on ADDR
   --audit-log FILE     append every decision to this audit log (fail closed)
+  --log-format json|text
+                       log lines as JSON (the default) or as text; allowed
+                       with --config
   --help               print this help
 
 Exit status: 0 when stopped by SIGINT or SIGTERM, 1 when it cannot start or
@@ -54,7 +59,8 @@ fails, 2 for bad flags or an invalid configuration.
 // Main is the gateway command: it parses args (without the program name),
 // builds the config, runs the gateway until ctx is done, and returns the
 // exit status ([ExitOK], [ExitFailure], [ExitUsage]). Logs go to stderr as
-// text; --help prints the usage on stdout.
+// JSON lines (or text, with --log-format text); --help prints the usage on
+// stdout.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -71,6 +77,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		reusable     = fs.Bool("reusable", false, "")
 		admin        = fs.String("admin", "", "")
 		auditLog     = fs.String("audit-log", "", "")
+		logFormat    = fs.String("log-format", telemetry.DefaultLogFormat, "")
 		scopes       []string
 		usageProblem = func(msg string) int {
 			fmt.Fprintf(stderr, "gateway: %s\nRun \"gateway --help\" for usage.\n", msg)
@@ -97,12 +104,15 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() > 0 {
 		return usageProblem(fmt.Sprintf("unexpected argument %q", fs.Arg(0)))
 	}
+	if err := telemetry.CheckLogFormat(*logFormat); err != nil {
+		return usageProblem("--log-format: want json or text")
+	}
 
 	var cfg Config
 	if *config != "" {
 		var others []string
 		fs.Visit(func(f *flag.Flag) {
-			if f.Name != "config" {
+			if f.Name != "config" && f.Name != "log-format" {
 				others = append(others, "--"+f.Name)
 			}
 		})
@@ -152,7 +162,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return ExitUsage
 	}
 
-	log := slog.New(slog.NewTextHandler(stderr, nil))
+	log, err := telemetry.NewLogger(stderr, *logFormat, slog.LevelInfo)
+	if err != nil { // CheckLogFormat passed
+		return usageProblem(err.Error())
+	}
 	g, err := New(ctx, cfg, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "gateway: %v\n", err)

@@ -32,7 +32,9 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-var listeningRE = regexp.MustCompile(`msg="gateway listening" addr=(\S+)`)
+// listeningRE finds the address in the log line, JSON (the default) or
+// text.
+var listeningRE = regexp.MustCompile(`"msg":"gateway listening","addr":"([^"]+)"|msg="gateway listening" addr=(\S+)`)
 
 // listeningAddr waits for the "gateway listening" log line in log and
 // returns its address.
@@ -41,7 +43,7 @@ func listeningAddr(t testing.TB, log func() string, exited <-chan struct{}) stri
 	deadline := time.After(30 * time.Second)
 	for {
 		if m := listeningRE.FindStringSubmatch(log()); m != nil {
-			return m[1]
+			return m[1] + m[2]
 		}
 		select {
 		case <-exited:

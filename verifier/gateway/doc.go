@@ -126,6 +126,17 @@
 // readiness turns false, the listeners close, requests in flight and
 // upgraded connections get shutdown_timeout to finish, and are cut after.
 //
+// admin_listen also serves GET /metrics, the gateway's Prometheus metrics
+// (on a registry of its own; see [WithRegistry]):
+//
+//	frostmint_verifier_decisions_total{code,route}    every request: code "ok" (forwarded) or the rejection's code;
+//	                                                  route "none" for a request that matched no route
+//	frostmint_replay_cache_entries                    entries of the in-memory replay cache (absent with Redis)
+//	frostmint_gateway_upstream_seconds{route,status}  time to the upstream's response headers; status "2xx"…"5xx" or "error"
+//
+// with the Go runtime (go_*) and process (process_*) metrics.
+//
 // [Main] is the command line (frostmint gateway, services/gateway):
-// --config FILE, or a single route from flags alone.
+// --config FILE, or a single route from flags alone. It logs JSON lines to
+// standard error, or text with --log-format text.
 package gateway

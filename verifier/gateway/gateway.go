@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/frostmint/frostmint/policy/audit"
+	"github.com/frostmint/frostmint/telemetry"
 	"github.com/frostmint/frostmint/verifier"
 	"github.com/frostmint/frostmint/verifier/keysource"
 	"github.com/frostmint/frostmint/verifier/middleware"
@@ -47,6 +48,7 @@ type Gateway struct {
 	issuers  []verifier.Issuer
 	replay   *redisreplay.Cache // nil: in memory
 	audit    *audit.Log         // nil: no audit log
+	metrics  gatewayMetrics     // observe.go
 	active   atomic.Int64       // handlers running, upgraded connections included
 	stopping atomic.Bool
 
@@ -62,7 +64,7 @@ type Gateway struct {
 //
 // A Gateway holds files and connections: [Gateway.Run] releases them when
 // it returns; call [Gateway.Close] when it is not run.
-func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Gateway, err error) {
+func New(ctx context.Context, cfg Config, log *slog.Logger, options ...Option) (_ *Gateway, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -70,6 +72,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Gateway, err err
 		log = slog.New(slog.DiscardHandler)
 	}
 	g := &Gateway{cfg: cfg, log: log}
+	for _, o := range options {
+		o(g)
+	}
+	if err := g.metrics.register(); err != nil {
+		return nil, err
+	}
 	defer func() {
 		if err != nil {
 			_ = g.Close() // what was opened before the failure
@@ -104,6 +112,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Gateway, err err
 		replay = g.replay
 	} else {
 		log.Warn("replay store in memory: run exactly one gateway process, or configure replay.redis")
+		if replay, err = g.metrics.memoryReplay(); err != nil {
+			return nil, err
+		}
 	}
 
 	ks := make([]keysource.Config, len(cfg.Issuers))
@@ -133,6 +144,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Gateway, err err
 		MaxBindingBody: cfg.MaxBindingBody,
 		Scheme:         g.scheme,
 		Log:            log,
+		Metrics:        g.metrics.decisions,
 	}
 	if cfg.AuditLog != "" {
 		g.audit, err = audit.Open(cfg.AuditLog, nil)
@@ -176,7 +188,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Gateway, err err
 		}
 		rt.proxy = &httputil.ReverseProxy{
 			Rewrite:        g.rewrite(rt),
-			Transport:      transport,
+			Transport:      g.metrics.transport(rc.Name, transport),
 			FlushInterval:  -1, // stream: every write reaches the client at once
 			BufferPool:     pool,
 			ModifyResponse: modifyResponse,
@@ -218,12 +230,14 @@ func (g *Gateway) Handler() http.Handler { return g }
 
 // AdminHandler returns the handler of the admin listener: GET /healthz
 // answers 200 while the process serves; GET /readyz answers 200 when
-// [Gateway.Ready] does, else 503 with the problems.
+// [Gateway.Ready] does, else 503 with the problems; GET /metrics serves
+// the gateway's Prometheus metrics (see the package documentation).
 func (g *Gateway) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, http.StatusOK, map[string]any{"status": "ok"})
 	})
+	telemetry.HandleMetrics(mux, g.metrics.reg)
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		if err := g.Ready(r.Context()); err != nil {
 			var problems []string

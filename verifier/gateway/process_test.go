@@ -82,7 +82,7 @@ type proc struct {
 	exited chan struct{}
 }
 
-var adminRE = regexp.MustCompile(`msg="gateway listening" addr=\S+ admin=(\S+)`)
+var adminRE = regexp.MustCompile(`"msg":"gateway listening","addr":"[^"]*","admin":"([^"]*)"|msg="gateway listening" addr=\S+ admin=(\S+)`)
 
 // startProcess runs the gateway binary on the config cfg (written to a
 // file) and waits until it listens. At the end of the test it is sent
@@ -124,8 +124,8 @@ func startProcess(t *testing.T, cfg Config) *proc {
 		}
 	})
 	p.url = "http://" + listeningAddr(t, p.log.String, p.exited)
-	if m := adminRE.FindStringSubmatch(p.log.String()); m != nil && m[1] != "" {
-		p.admin = "http://" + m[1]
+	if m := adminRE.FindStringSubmatch(p.log.String()); m != nil && m[1]+m[2] != "" {
+		p.admin = "http://" + m[1] + m[2]
 	}
 	return p
 }

@@ -110,6 +110,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // refuse writes a rejection of the gateway's own (not the middleware's),
 // after recording it in the audit log if there is one.
 func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, rid, routeName string, status int, code, message string) {
+	g.metrics.refused(routeName, code)
 	if g.audit != nil {
 		err := g.audit.Append(audit.Record{
 			Daemon:    middleware.Daemon,

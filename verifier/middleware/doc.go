@@ -73,4 +73,13 @@
 // "authorization" metadata and the route chosen per method by [MethodRules].
 // They answer Unauthenticated, PermissionDenied or Unavailable with a fixed
 // message "<code>: <message>", and set the "x-request-id" header metadata.
+//
+// # Metrics
+//
+// [Options.Metrics] is told every decision: the route and "ok" or the
+// rejection's code (see [Metrics]). The interface is one method, so the
+// middleware brings no metrics library along; package
+// verifier/middleware/prommetrics implements it for Prometheus
+// (frostmint_verifier_decisions_total{code,route}) and also exposes an
+// in-memory replay cache's size (frostmint_replay_cache_entries).
 package middleware

@@ -131,6 +131,9 @@ type Options struct {
 	// Error) and per allow (Debug), with the request id and the reason.
 	// Tokens are never logged.
 	Log *slog.Logger
+	// Metrics, when set, is told every decision (see [Metrics]); package
+	// prommetrics counts them for Prometheus. It must not be a typed nil.
+	Metrics Metrics
 }
 
 // Middleware protects handlers. It is safe for concurrent use.
@@ -141,6 +144,7 @@ type Middleware struct {
 	scheme    func(*http.Request) string
 	requestID func(*http.Request) string
 	log       *slog.Logger
+	metrics   Metrics // nil: none
 }
 
 // New returns a Middleware for o. It fails, with an error wrapping
@@ -159,6 +163,7 @@ func New(o Options) (*Middleware, error) {
 		scheme:    o.Scheme,
 		requestID: o.RequestID,
 		log:       o.Log,
+		metrics:   o.Metrics,
 	}
 	if m.maxBody == 0 {
 		m.maxBody = DefaultMaxBindingBody
@@ -312,7 +317,8 @@ func (m *Middleware) check(ctx context.Context, tok string, rt Route, checkBindi
 // record completes id with rid and name, logs and audits the decision
 // (id, err), and returns the error the caller must act upon: err, or one
 // wrapping ErrAuditUnavailable if the decision could not be recorded.
-func (m *Middleware) record(ctx context.Context, rid, name string, id *Identity, err error) error {
+func (m *Middleware) record(ctx context.Context, rid, name string, id *Identity, err error) (final error) {
+	defer func() { m.observe(name, final) }()
 	code := ""
 	if err == nil {
 		id.RequestID, id.Route = rid, name
