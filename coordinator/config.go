@@ -13,8 +13,8 @@ import (
 
 	"github.com/frostmint/frostmint/policy/limit"
 	"github.com/frostmint/frostmint/signer"
-	"github.com/frostmint/frostmint/telemetry"
 	"github.com/frostmint/frostmint/verifier/mtls"
+	"github.com/frostmint/frostmint/verifier/telemetry"
 	"github.com/frostmint/frostmint/verifier/token"
 )
 

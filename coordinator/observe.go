@@ -17,7 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/frostmint/frostmint/policy/audit"
-	"github.com/frostmint/frostmint/telemetry"
+	"github.com/frostmint/frostmint/verifier/telemetry"
 )
 
 // Metrics are a coordinator's Prometheus metrics, registered on one

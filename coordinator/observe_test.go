@@ -29,10 +29,10 @@ import (
 	mintv1 "github.com/frostmint/frostmint/proto/frostmint/mint/v1"
 	signv1 "github.com/frostmint/frostmint/proto/frostmint/sign/v1"
 	"github.com/frostmint/frostmint/signer"
-	"github.com/frostmint/frostmint/telemetry"
-	"github.com/frostmint/frostmint/telemetry/telemetrytest"
 	"github.com/frostmint/frostmint/verifier/evidence"
 	"github.com/frostmint/frostmint/verifier/evidence/oidctest"
+	"github.com/frostmint/frostmint/verifier/telemetry"
+	"github.com/frostmint/frostmint/verifier/telemetry/telemetrytest"
 )
 
 // signerMetrics scrapes signer id's /metrics.

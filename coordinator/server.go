@@ -35,9 +35,9 @@ import (
 	signv1 "github.com/frostmint/frostmint/proto/frostmint/sign/v1"
 	"github.com/frostmint/frostmint/signer/frost"
 	"github.com/frostmint/frostmint/signer/keydir"
-	"github.com/frostmint/frostmint/telemetry"
 	"github.com/frostmint/frostmint/verifier/evidence"
 	"github.com/frostmint/frostmint/verifier/mtls"
+	"github.com/frostmint/frostmint/verifier/telemetry"
 	"github.com/frostmint/frostmint/verifier/token"
 )
 

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/frostmint/frostmint/policy/limit"
-	"github.com/frostmint/frostmint/telemetry"
+	"github.com/frostmint/frostmint/verifier/telemetry"
 	"github.com/frostmint/frostmint/verifier/mtls"
 )
 

@@ -19,7 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/frostmint/frostmint/policy/audit"
-	"github.com/frostmint/frostmint/telemetry"
+	"github.com/frostmint/frostmint/verifier/telemetry"
 )
 
 // Metrics are a signer's Prometheus metrics, served at /metrics on

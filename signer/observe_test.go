@@ -18,8 +18,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/frostmint/frostmint/signer"
-	"github.com/frostmint/frostmint/telemetry"
-	"github.com/frostmint/frostmint/telemetry/telemetrytest"
+	"github.com/frostmint/frostmint/verifier/telemetry"
+	"github.com/frostmint/frostmint/verifier/telemetry/telemetrytest"
 )
 
 func get(t *testing.T, url string) (int, map[string]any) {

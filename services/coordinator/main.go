@@ -13,7 +13,7 @@ import (
 	"syscall"
 
 	"github.com/frostmint/frostmint/coordinator"
-	"github.com/frostmint/frostmint/telemetry"
+	"github.com/frostmint/frostmint/verifier/telemetry"
 )
 
 func main() {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/frostmint/frostmint/coordinator/loadgen"
+	"github.com/frostmint/frostmint/coordinator/loadgen/benchsummary"
 )
 
 const benchUsage = `usage: frostmint bench [--signers 3 --threshold 2] [--callers 1] [--duration 5s] [--warmup 1s]
@@ -37,6 +38,9 @@ disk's).
 // --serve-baseline FILE it is instead the baseline service that the bench
 // starts as a child process.
 func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "summary" {
+		return benchsummary.Main(args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {

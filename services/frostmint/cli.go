@@ -24,13 +24,13 @@ import (
 	"github.com/frostmint/frostmint/policy/audit"
 	mintv1 "github.com/frostmint/frostmint/proto/frostmint/mint/v1"
 	"github.com/frostmint/frostmint/signer"
-	"github.com/frostmint/frostmint/telemetry"
 	"github.com/frostmint/frostmint/verifier"
 	"github.com/frostmint/frostmint/verifier/binding"
 	"github.com/frostmint/frostmint/verifier/evidence"
 	"github.com/frostmint/frostmint/verifier/gateway"
 	"github.com/frostmint/frostmint/verifier/jwks"
 	"github.com/frostmint/frostmint/verifier/mtls"
+	"github.com/frostmint/frostmint/verifier/telemetry"
 )
 
 const usage = `frostmint mints short-lived tokens that no single machine can mint alone.

@@ -9,7 +9,7 @@ import (
 	"log/slog"
 	"strings"
 
-	"github.com/frostmint/frostmint/telemetry"
+	"github.com/frostmint/frostmint/verifier/telemetry"
 )
 
 // Exit codes of [Main].

@@ -19,11 +19,11 @@ import (
 	"time"
 
 	"github.com/frostmint/frostmint/policy/audit"
-	"github.com/frostmint/frostmint/telemetry"
 	"github.com/frostmint/frostmint/verifier"
 	"github.com/frostmint/frostmint/verifier/keysource"
 	"github.com/frostmint/frostmint/verifier/middleware"
 	"github.com/frostmint/frostmint/verifier/redisreplay"
+	"github.com/frostmint/frostmint/verifier/telemetry"
 )
 
 // Server timeouts. There is no read or write timeout on the proxy: bodies

@@ -8,9 +8,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/frostmint/frostmint/telemetry"
 	"github.com/frostmint/frostmint/verifier"
 	"github.com/frostmint/frostmint/verifier/middleware/prommetrics"
+	"github.com/frostmint/frostmint/verifier/telemetry"
 )
 
 // Option adjusts a Gateway made by [New].

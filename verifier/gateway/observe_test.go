@@ -11,7 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/frostmint/frostmint/telemetry/telemetrytest"
+	"github.com/frostmint/frostmint/verifier/telemetry/telemetrytest"
 )
 
 func TestMetrics(t *testing.T) {

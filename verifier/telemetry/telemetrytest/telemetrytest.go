@@ -14,7 +14,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
-	"github.com/frostmint/frostmint/telemetry"
+	"github.com/frostmint/frostmint/verifier/telemetry"
 )
 
 // Metrics are scraped metric families by name.

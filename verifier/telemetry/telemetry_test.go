@@ -18,8 +18,8 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/frostmint/frostmint/telemetry"
-	"github.com/frostmint/frostmint/telemetry/telemetrytest"
+	"github.com/frostmint/frostmint/verifier/telemetry"
+	"github.com/frostmint/frostmint/verifier/telemetry/telemetrytest"
 )
 
 func TestLoggerFormatsAndRedaction(t *testing.T) {

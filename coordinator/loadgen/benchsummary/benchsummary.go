@@ -1,11 +1,11 @@
-// Command benchsummary ends `make bench`: it reads the output of the Go
+// Package benchsummary ends `make bench`: it reads the output of the Go
 // benchmarks and of the `frostmint bench` runs (files named on the command
 // line) and prints one "NAME VALUE UNIT" line per target of the
 // performance issue, required ones first, then the other figures. It
 // exits 1 when a required figure is missing.
 //
-//	go run ./internal/cmd/benchsummary .bench/*.txt
-package main
+//	frostmint bench summary .bench/*.txt
+package benchsummary
 
 import (
 	"bufio"
@@ -187,32 +187,36 @@ func summary(figs map[string]figure) (out []figure, missing []string) {
 	return out, missing
 }
 
-func main() {
+// Main is `frostmint bench summary FILE...`: it prints the summary of
+// files on stdout and returns the exit code (1 when a required figure is
+// missing or a file cannot be read, 2 for no file).
+func Main(args []string, stdout, stderr io.Writer) int {
 	figs := map[string]figure{}
-	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: benchsummary FILE...")
-		os.Exit(2)
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "usage: benchsummary FILE...")
+		return 2
 	}
-	for _, path := range os.Args[1:] {
+	for _, path := range args {
 		f, err := os.Open(path)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "benchsummary:", err)
-			os.Exit(1)
+			fmt.Fprintln(stderr, "benchsummary:", err)
+			return 1
 		}
 		err = collect(f, figs)
 		f.Close()
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "benchsummary: %s: %v\n", path, err)
-			os.Exit(1)
+			fmt.Fprintf(stderr, "benchsummary: %s: %v\n", path, err)
+			return 1
 		}
 	}
 	derive(figs)
 	out, missing := summary(figs)
 	for _, f := range out {
-		fmt.Println(f)
+		fmt.Fprintln(stdout, f)
 	}
 	if len(missing) > 0 {
-		fmt.Fprintf(os.Stderr, "benchsummary: missing %s\n", strings.Join(missing, ", "))
-		os.Exit(1)
+		fmt.Fprintf(stderr, "benchsummary: missing %s\n", strings.Join(missing, ", "))
+		return 1
 	}
+	return 0
 }
