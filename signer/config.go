@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/frostmint/frostmint/policy/limit"
-	"github.com/frostmint/frostmint/verifier/telemetry"
 	"github.com/frostmint/frostmint/verifier/mtls"
+	"github.com/frostmint/frostmint/verifier/telemetry"
 )
 
 // Duration is a time.Duration written as a Go duration string ("90s").
