@@ -107,48 +107,38 @@ func (g *guardianClient) serve() error {
 	}
 }
 
-func (g *guardianClient) Info(ctx context.Context, in *signv1.InfoRequest, _ ...grpc.CallOption) (*signv1.InfoResponse, error) {
-	a, err := g.call(ctx, &signv1.ConnectResponse{Call: &signv1.ConnectResponse_Info{Info: in}})
+// roundTrip makes call c on g and returns the answer that get picks out
+// of the guardian's reply; a reply of another kind is errWrongAnswer.
+func roundTrip[R comparable](ctx context.Context, g *guardianClient, c *signv1.ConnectResponse, get func(*signv1.ConnectRequest) R) (R, error) {
+	var zero R
+	a, err := g.call(ctx, c)
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
-	if r := a.GetInfo(); r != nil {
+	if r := get(a); r != zero {
 		return r, nil
 	}
-	return nil, errWrongAnswer
+	return zero, errWrongAnswer
+}
+
+func (g *guardianClient) Info(ctx context.Context, in *signv1.InfoRequest, _ ...grpc.CallOption) (*signv1.InfoResponse, error) {
+	return roundTrip(ctx, g, &signv1.ConnectResponse{Call: &signv1.ConnectResponse_Info{Info: in}}, (*signv1.ConnectRequest).GetInfo)
 }
 
 func (g *guardianClient) Commit(ctx context.Context, in *signv1.CommitRequest, _ ...grpc.CallOption) (*signv1.CommitResponse, error) {
-	a, err := g.call(ctx, &signv1.ConnectResponse{Call: &signv1.ConnectResponse_Commit{Commit: in}})
-	if err != nil {
-		return nil, err
-	}
-	if r := a.GetCommit(); r != nil {
-		return r, nil
-	}
-	return nil, errWrongAnswer
+	return roundTrip(ctx, g, &signv1.ConnectResponse{Call: &signv1.ConnectResponse_Commit{Commit: in}}, (*signv1.ConnectRequest).GetCommit)
 }
 
 func (g *guardianClient) Sign(ctx context.Context, in *signv1.SignRequest, _ ...grpc.CallOption) (*signv1.SignResponse, error) {
-	a, err := g.call(ctx, &signv1.ConnectResponse{Call: &signv1.ConnectResponse_Sign{Sign: in}})
-	if err != nil {
-		return nil, err
-	}
-	if r := a.GetSign(); r != nil {
-		return r, nil
-	}
-	return nil, errWrongAnswer
+	return roundTrip(ctx, g, &signv1.ConnectResponse{Call: &signv1.ConnectResponse_Sign{Sign: in}}, (*signv1.ConnectRequest).GetSign)
 }
 
 func (g *guardianClient) Approve(ctx context.Context, in *signv1.ApproveRequest, _ ...grpc.CallOption) (*signv1.ApproveResponse, error) {
-	a, err := g.call(ctx, &signv1.ConnectResponse{Call: &signv1.ConnectResponse_Approve{Approve: in}})
-	if err != nil {
-		return nil, err
+	r, err := roundTrip(ctx, g, &signv1.ConnectResponse{Call: &signv1.ConnectResponse_Approve{Approve: in}}, (*signv1.ConnectRequest).GetApprove)
+	if err == nil && r.GetApproval() == nil {
+		return nil, errWrongAnswer
 	}
-	if r := a.GetApprove(); r != nil && r.GetApproval() != nil {
-		return r, nil
-	}
-	return nil, errWrongAnswer
+	return r, err
 }
 
 var errWrongAnswer = status.Error(codes.Internal, "the guardian answered another call")
@@ -160,88 +150,34 @@ type guardianParticipant struct{ p *pool }
 
 func (g guardianParticipant) Identity() string { return g.p.ep.Identity }
 
-// stream returns the guardian's current stream client.
-func (g guardianParticipant) stream() (*guardianClient, error) {
-	c, ok := g.p.rpc().(*guardianClient)
-	if !ok || c == nil {
-		return nil, errAway
+// ceremonyCall makes one ceremony call on the guardian's current stream.
+func ceremonyCall[R comparable](ctx context.Context, g guardianParticipant, c *signv1.ConnectResponse, get func(*signv1.ConnectRequest) R) (R, error) {
+	s, ok := g.p.rpc().(*guardianClient)
+	if !ok || s == nil {
+		var zero R
+		return zero, errAway
 	}
-	return c, nil
+	return roundTrip(ctx, s, c, get)
 }
 
 func (g guardianParticipant) Begin(ctx context.Context, in *ceremonyv1.BeginRequest) (*ceremonyv1.BeginResponse, error) {
-	c, err := g.stream()
-	if err != nil {
-		return nil, err
-	}
-	a, err := c.call(ctx, &signv1.ConnectResponse{Call: &signv1.ConnectResponse_CeremonyBegin{CeremonyBegin: in}})
-	if err != nil {
-		return nil, err
-	}
-	if r := a.GetCeremonyBegin(); r != nil {
-		return r, nil
-	}
-	return nil, errWrongAnswer
+	return ceremonyCall(ctx, g, &signv1.ConnectResponse{Call: &signv1.ConnectResponse_CeremonyBegin{CeremonyBegin: in}}, (*signv1.ConnectRequest).GetCeremonyBegin)
 }
 
 func (g guardianParticipant) Exchange(ctx context.Context, in *ceremonyv1.ExchangeRequest) (*ceremonyv1.ExchangeResponse, error) {
-	c, err := g.stream()
-	if err != nil {
-		return nil, err
-	}
-	a, err := c.call(ctx, &signv1.ConnectResponse{Call: &signv1.ConnectResponse_CeremonyExchange{CeremonyExchange: in}})
-	if err != nil {
-		return nil, err
-	}
-	if r := a.GetCeremonyExchange(); r != nil {
-		return r, nil
-	}
-	return nil, errWrongAnswer
+	return ceremonyCall(ctx, g, &signv1.ConnectResponse{Call: &signv1.ConnectResponse_CeremonyExchange{CeremonyExchange: in}}, (*signv1.ConnectRequest).GetCeremonyExchange)
 }
 
 func (g guardianParticipant) Finish(ctx context.Context, in *ceremonyv1.FinishRequest) (*ceremonyv1.FinishResponse, error) {
-	c, err := g.stream()
-	if err != nil {
-		return nil, err
-	}
-	a, err := c.call(ctx, &signv1.ConnectResponse{Call: &signv1.ConnectResponse_CeremonyFinish{CeremonyFinish: in}})
-	if err != nil {
-		return nil, err
-	}
-	if r := a.GetCeremonyFinish(); r != nil {
-		return r, nil
-	}
-	return nil, errWrongAnswer
+	return ceremonyCall(ctx, g, &signv1.ConnectResponse{Call: &signv1.ConnectResponse_CeremonyFinish{CeremonyFinish: in}}, (*signv1.ConnectRequest).GetCeremonyFinish)
 }
 
 func (g guardianParticipant) Commit(ctx context.Context, in *ceremonyv1.CommitRequest) (*ceremonyv1.CommitResponse, error) {
-	c, err := g.stream()
-	if err != nil {
-		return nil, err
-	}
-	a, err := c.call(ctx, &signv1.ConnectResponse{Call: &signv1.ConnectResponse_CeremonyCommit{CeremonyCommit: in}})
-	if err != nil {
-		return nil, err
-	}
-	if r := a.GetCeremonyCommit(); r != nil {
-		return r, nil
-	}
-	return nil, errWrongAnswer
+	return ceremonyCall(ctx, g, &signv1.ConnectResponse{Call: &signv1.ConnectResponse_CeremonyCommit{CeremonyCommit: in}}, (*signv1.ConnectRequest).GetCeremonyCommit)
 }
 
 func (g guardianParticipant) Abort(ctx context.Context, in *ceremonyv1.AbortRequest) (*ceremonyv1.AbortResponse, error) {
-	c, err := g.stream()
-	if err != nil {
-		return nil, err
-	}
-	a, err := c.call(ctx, &signv1.ConnectResponse{Call: &signv1.ConnectResponse_CeremonyAbort{CeremonyAbort: in}})
-	if err != nil {
-		return nil, err
-	}
-	if r := a.GetCeremonyAbort(); r != nil {
-		return r, nil
-	}
-	return nil, errWrongAnswer
+	return ceremonyCall(ctx, g, &signv1.ConnectResponse{Call: &signv1.ConnectResponse_CeremonyAbort{CeremonyAbort: in}}, (*signv1.ConnectRequest).GetCeremonyAbort)
 }
 
 // Connect implements signv1.GuardianServiceServer: it admits a configured
