@@ -174,7 +174,29 @@ func (g *Gateway) rewrite(rt *route) func(*httputil.ProxyRequest) {
 // response.
 func modifyResponse(resp *http.Response) error {
 	delete(resp.Header, HeaderRequestID)
+	trailersOnly(resp)
 	return nil
+}
+
+// trailersOnly turns a gRPC "trailers-only" response (the status in the
+// one HEADERS frame, no body: how gRPC answers most errors) into headers
+// and trailers. The proxy flushes headers as soon as they are written, so
+// the status would otherwise reach the client in a HEADERS frame that does
+// not end the stream, followed by an empty end of stream, which gRPC
+// clients refuse ("server closed the stream without sending trailers").
+func trailersOnly(resp *http.Response) {
+	if !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/grpc") || resp.Header.Get("Grpc-Status") == "" {
+		return
+	}
+	if resp.Trailer == nil {
+		resp.Trailer = http.Header{}
+	}
+	for _, k := range []string{"Grpc-Status", "Grpc-Message", "Grpc-Status-Details-Bin"} {
+		if v, ok := resp.Header[k]; ok {
+			resp.Trailer[k] = v
+			delete(resp.Header, k)
+		}
+	}
 }
 
 // upstreamError answers 502 when the upstream cannot be reached or fails
