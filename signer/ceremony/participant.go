@@ -83,6 +83,13 @@ type Participant struct {
 	mu       sync.Mutex
 	sessions map[string]*session
 	closed   bool
+	// aborted remembers, until the ceremony's time would be up, the ids
+	// of ceremonies aborted here: an abort can overtake the Begin it
+	// cancels (the relay aborts as soon as one participant fails, while
+	// its other Begins are in flight), and that late Begin must not hold
+	// a ceremony (and its secrets) until it times out. Bounded by
+	// maxAborted.
+	aborted map[string]time.Time
 
 	// writeMu serialises writes into KeysDir.
 	writeMu sync.Mutex
@@ -184,7 +191,7 @@ func NewParticipant(cfg ParticipantConfig) (*Participant, error) {
 		cfg.MaxClockSkew = DefaultMaxClockSkew
 	}
 	return &Participant{cfg: cfg, me: me, log: cfg.Log.With("participant", cfg.ID), now: cfg.Clock,
-		sessions: map[string]*session{}}, nil
+		sessions: map[string]*session{}, aborted: map[string]time.Time{}}, nil
 }
 
 // Identity returns the SPIFFE ID this participant signs as.
@@ -402,6 +409,9 @@ func (p *Participant) register(s *session) error {
 	}
 	if _, dup := p.sessions[s.params.CeremonyID]; dup {
 		return fmt.Errorf("%w: ceremony %q was already begun", ErrState, s.params.CeremonyID)
+	}
+	if _, gone := p.aborted[s.params.CeremonyID]; gone {
+		return fmt.Errorf("%w: ceremony %q was aborted", ErrState, s.params.CeremonyID)
 	}
 	live := 0
 	for _, o := range p.sessions {
@@ -658,6 +668,7 @@ func (p *Participant) commit(req *ceremonyv1.CommitRequest) (*ceremonyv1.CommitR
 func (p *Participant) abort(req *ceremonyv1.AbortRequest) error {
 	s, err := p.lookup(req.GetCeremonyId())
 	if errors.Is(err, ErrUnknown) {
+		p.tombstone(req.GetCeremonyId())
 		return nil
 	}
 	if err != nil {
@@ -675,7 +686,40 @@ func (p *Participant) abort(req *ceremonyv1.AbortRequest) error {
 	p.log.Warn("ceremony aborted by the coordinator", "ceremony", s.params.CeremonyID, "reason", reason)
 	s.mu.Unlock()
 	p.remove(s)
+	p.tombstone(s.params.CeremonyID)
 	return nil
+}
+
+// maxAborted bounds the aborted-ceremony ids remembered; past it the
+// oldest are forgotten first (a Begin that late is then held until its
+// own timeout, as without the tombstone).
+const maxAborted = 1024
+
+// tombstone remembers that ceremony id was aborted, so that a Begin for it
+// arriving after the abort is refused.
+func (p *Participant) tombstone(id string) {
+	if id == "" || len(id) > 128 {
+		return
+	}
+	now := p.now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for k, until := range p.aborted {
+		if !now.Before(until) {
+			delete(p.aborted, k)
+		}
+	}
+	for len(p.aborted) >= maxAborted {
+		oldest, first := "", time.Time{}
+		for k, until := range p.aborted {
+			if oldest == "" || until.Before(first) {
+				oldest, first = k, until
+			}
+		}
+		delete(p.aborted, oldest)
+	}
+	// A Begin is refused anyway once its start time is MaxClockSkew old.
+	p.aborted[id] = now.Add(p.cfg.TTL + 2*p.cfg.MaxClockSkew)
 }
 
 // write puts the outputs of key kid in <KeysDir>/<kid>/ all at once: the

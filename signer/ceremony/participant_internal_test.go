@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -279,6 +280,59 @@ func TestAbortWipes(t *testing.T) {
 	}
 	if _, err := call(u.ps[2].Finish(ctx, &ceremonyv1.FinishRequest{CeremonyId: u.params.CeremonyID, Envelopes: st.inbox[2]})); !errors.Is(err, ErrUnknown) {
 		t.Fatalf("finish after abort: %v", err)
+	}
+}
+
+// TestAbortOvertakesBegin: the relay aborts while a Begin is still in
+// flight, and the abort arrives first. The late Begin is refused (and its
+// id stays refused after a re-abort), so nothing is held until the
+// ceremony's timeout; the tombstone ends with the ceremony's time.
+func TestAbortOvertakesBegin(t *testing.T) {
+	u := newUnit(t, 2, 3, func(c *ParticipantConfig) { c.TTL = time.Minute; c.MaxClockSkew = time.Minute })
+	ctx := context.Background()
+	if _, err := call(u.ps[1].Abort(ctx, &ceremonyv1.AbortRequest{CeremonyId: u.params.CeremonyID})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := call(u.ps[1].Begin(ctx, u.params.BeginRequest())); !errors.Is(err, ErrState) {
+		t.Fatalf("begin after abort: got %v, want ErrState", err)
+	}
+	if u.ps[1].InProgress() != 0 {
+		t.Fatal("a ceremony aborted before its Begin is held")
+	}
+	// Another participant, aborted after its Begin, refuses a replayed Begin.
+	if _, err := call(u.ps[2].Begin(ctx, u.params.BeginRequest())); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := call(u.ps[2].Abort(ctx, &ceremonyv1.AbortRequest{CeremonyId: u.params.CeremonyID})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := call(u.ps[2].Begin(ctx, u.params.BeginRequest())); !errors.Is(err, ErrState) {
+		t.Fatalf("begin replayed after abort: got %v, want ErrState", err)
+	}
+	// Once a Begin that old would be refused anyway, the id is forgotten.
+	u.clock.Add(3*time.Minute + time.Second)
+	u.ps[1].tombstone("another")
+	u.ps[1].mu.Lock()
+	_, kept := u.ps[1].aborted[u.params.CeremonyID]
+	u.ps[1].mu.Unlock()
+	if kept {
+		t.Fatal("an expired tombstone was kept")
+	}
+}
+
+func TestTombstonesBounded(t *testing.T) {
+	u := newUnit(t, 2, 2, nil)
+	for i := range maxAborted + 10 {
+		u.ps[1].tombstone(fmt.Sprintf("c%d", i))
+		u.clock.Add(time.Millisecond)
+	}
+	u.ps[1].mu.Lock()
+	n := len(u.ps[1].aborted)
+	_, oldest := u.ps[1].aborted["c0"]
+	_, newest := u.ps[1].aborted[fmt.Sprintf("c%d", maxAborted+9)]
+	u.ps[1].mu.Unlock()
+	if n != maxAborted || oldest || !newest {
+		t.Fatalf("%d tombstones (oldest kept %v, newest kept %v), want %d, the oldest forgotten", n, oldest, newest, maxAborted)
 	}
 }
 
