@@ -22,6 +22,7 @@ import (
 	"github.com/frostmint/frostmint/verifier"
 	"github.com/frostmint/frostmint/verifier/keysource"
 	"github.com/frostmint/frostmint/verifier/middleware"
+	"github.com/frostmint/frostmint/verifier/mtls"
 	"github.com/frostmint/frostmint/verifier/redisreplay"
 	"github.com/frostmint/frostmint/verifier/telemetry"
 )
@@ -85,11 +86,13 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, options ...Option) (
 	}()
 
 	if cfg.TLS != nil {
-		cert, err := tls.LoadX509KeyPair(cfg.TLS.Cert, cfg.TLS.Key)
+		// Read again when the files change: a renewed certificate is
+		// served without a restart.
+		get, err := mtls.GetCertificate(cfg.TLS.Cert, cfg.TLS.Key)
 		if err != nil {
 			return nil, fmt.Errorf("gateway: tls: %w", err)
 		}
-		g.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		g.tls = &tls.Config{GetCertificate: get, MinVersion: tls.VersionTLS12}
 	}
 
 	var replay verifier.ReplayCache

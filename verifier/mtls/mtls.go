@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/peer"
@@ -49,10 +50,15 @@ func (f Files) Validate(what string) error {
 	return errors.Join(errs...)
 }
 
+// load reads the key pair and the CA bundle; a Files without CA (see
+// [GetCertificate]) loads no pool.
 func (f Files) load() (tls.Certificate, *x509.CertPool, error) {
 	cert, err := tls.LoadX509KeyPair(f.Cert, f.Key)
 	if err != nil {
 		return tls.Certificate{}, nil, fmt.Errorf("mtls: loading key pair: %w", err)
+	}
+	if f.CA == "" {
+		return cert, nil, nil
 	}
 	pem, err := os.ReadFile(f.CA)
 	if err != nil {
@@ -69,48 +75,85 @@ func (f Files) load() (tls.Certificate, *x509.CertPool, error) {
 // every client must present a certificate that chains to the CA; without it,
 // a client certificate is verified when presented (the caller decides what
 // an absent one means).
+//
+// The certificate, key and CA bundle are read again when the files change
+// (checked at most every [ReloadCheckInterval], at a handshake), so a
+// rotated certificate or CA bundle is served without a restart; a new set
+// that does not load is ignored until it does. Fields the caller sets on
+// the returned configuration before serving (ClientAuth, VerifyConnection…)
+// apply to every handshake.
 func ServerConfig(f Files, requireClient bool) (*tls.Config, error) {
-	cert, pool, err := f.load()
+	src, err := newSource(f, time.Now)
 	if err != nil {
 		return nil, err
 	}
+	return serverConfig(src, requireClient), nil
+}
+
+func serverConfig(src *source, requireClient bool) *tls.Config {
 	auth := tls.VerifyClientCertIfGiven
 	if requireClient {
 		auth = tls.RequireAndVerifyClientCert
 	}
-	return &tls.Config{
+	tc := &tls.Config{
 		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{cert},
-		ClientCAs:    pool,
+		Certificates: []tls.Certificate{*src.cert},
+		ClientCAs:    src.pool,
 		ClientAuth:   auth,
-	}, nil
+	}
+	tc.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		cert, pool := src.current()
+		c := tc.Clone()
+		c.GetConfigForClient = nil
+		c.Certificates = []tls.Certificate{*cert}
+		c.ClientCAs = pool
+		c.NextProtos = alpn(hello.SupportedProtos)
+		return c, nil
+	}
+	return tc
 }
 
 // ClientConfig returns a TLS 1.3 client configuration presenting f's
-// certificate and trusting f's CA for servers.
+// certificate and trusting f's CA for servers. The client certificate and
+// key are read again when their files change (as for [ServerConfig]); the
+// CA pool of this configuration (RootCAs, used by the standard host name
+// verification) is the one loaded now: [ClientConfigFor], which daemons
+// use, also follows CA bundle changes.
 func ClientConfig(f Files) (*tls.Config, error) {
-	cert, pool, err := f.load()
+	src, err := newSource(f, time.Now)
 	if err != nil {
 		return nil, err
 	}
+	return clientConfig(src), nil
+}
+
+func clientConfig(src *source) *tls.Config {
 	return &tls.Config{
 		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{cert},
-		RootCAs:      pool,
-	}, nil
+		Certificates: []tls.Certificate{*src.cert},
+		RootCAs:      src.pool,
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			return src.certificate(), nil
+		},
+	}
 }
 
 // ClientConfigFor is [ClientConfig] for a server known by its SPIFFE ID
 // rather than its host name: the server's chain must verify against f's CA
-// (for server authentication) and its identity must satisfy allowed,
-// which returns an error for an identity it refuses. Host names are not
-// checked: in a SPIFFE deployment the identity is the name.
+// (for server authentication; the bundle as it is on disk now, see
+// [ServerConfig]) and its identity must satisfy allowed, which returns an
+// error for an identity it refuses. Host names are not checked: in a
+// SPIFFE deployment the identity is the name.
 func ClientConfigFor(f Files, allowed func(id string) error) (*tls.Config, error) {
-	tc, err := ClientConfig(f)
+	src, err := newSource(f, time.Now)
 	if err != nil {
 		return nil, err
 	}
-	roots := tc.RootCAs
+	return clientConfigFor(src, allowed), nil
+}
+
+func clientConfigFor(src *source, allowed func(id string) error) *tls.Config {
+	tc := clientConfig(src)
 	tc.InsecureSkipVerify = true // replaced by the chain and identity checks below
 	tc.VerifyConnection = func(cs tls.ConnectionState) error {
 		if len(cs.PeerCertificates) == 0 {
@@ -121,7 +164,7 @@ func ClientConfigFor(f Files, allowed func(id string) error) (*tls.Config, error
 			inter.AddCert(c)
 		}
 		leaf := cs.PeerCertificates[0]
-		if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter,
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: src.roots(), Intermediates: inter,
 			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
 			return err
 		}
@@ -131,7 +174,19 @@ func ClientConfigFor(f Files, allowed func(id string) error) (*tls.Config, error
 		}
 		return allowed(id)
 	}
-	return tc, nil
+	return tc
+}
+
+// GetCertificate returns a [tls.Config.GetCertificate] serving the key
+// pair in certFile and keyFile, read again when the files change (as for
+// [ServerConfig]): for a server without client certificates, such as the
+// gateway's HTTPS listener. It fails when the pair cannot be loaded now.
+func GetCertificate(certFile, keyFile string) (func(*tls.ClientHelloInfo) (*tls.Certificate, error), error) {
+	src, err := newSource(Files{Cert: certFile, Key: keyFile}, time.Now)
+	if err != nil {
+		return nil, err
+	}
+	return func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return src.certificate(), nil }, nil
 }
 
 // IdentityOf returns the single spiffe:// URI SAN of a verified leaf.
