@@ -2,9 +2,6 @@ package ceremony
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"fmt"
 
 	"google.golang.org/grpc"
@@ -101,33 +98,14 @@ func (g *grpcParticipant) Abort(ctx context.Context, r *ceremonyv1.AbortRequest)
 // holds such a connection to each signer can pass it to
 // [NewGRPCParticipant] instead. It fails when f cannot be loaded.
 func Dial(addr, identity string, f mtls.Files) (*grpc.ClientConn, error) {
-	tc, err := mtls.ClientConfig(f)
-	if err != nil {
-		return nil, err
-	}
-	roots := tc.RootCAs
-	tc.InsecureSkipVerify = true // replaced by the chain and identity checks below
-	tc.VerifyConnection = func(cs tls.ConnectionState) error {
-		if len(cs.PeerCertificates) == 0 {
-			return errors.New("ceremony: the signer presented no certificate")
-		}
-		inter := x509.NewCertPool()
-		for _, c := range cs.PeerCertificates[1:] {
-			inter.AddCert(c)
-		}
-		leaf := cs.PeerCertificates[0]
-		if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter,
-			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
-			return fmt.Errorf("ceremony: signer certificate: %w", err)
-		}
-		id, err := mtls.IdentityOf(leaf)
-		if err != nil {
-			return err
-		}
+	tc, err := mtls.ClientConfigFor(f, func(id string) error {
 		if id != identity {
 			return fmt.Errorf("ceremony: the signer at %s is %q, want %q", addr, id, identity)
 		}
 		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(tc)))
 	if err != nil {
