@@ -10,7 +10,7 @@ FUZZTIME_SHORT ?= 2s
 
 include Makefile.proto.mk
 
-.PHONY: all build demo test test-short vet fmt-check lint bench fuzz clean
+.PHONY: all build demo test test-short vet fmt-check lint bench fuzz clean helm
 
 all: build
 
@@ -24,7 +24,7 @@ demo: build
 
 ## test: static checks and the whole test suite (unit, Rego, fuzz seeds, e2e with the real binaries),
 ## then every fuzz target for FUZZTIME_SHORT
-test: fmt-check vet
+test: fmt-check vet helm
 	$(GO) test $(GOFLAGS_T) -timeout 20m ./...
 	GO=$(GO) ./.ci/fuzz-all $(FUZZTIME_SHORT)
 
@@ -32,6 +32,17 @@ test: fmt-check vet
 ## a crasher is written to the package's testdata/fuzz/<FuzzName>/: commit it with the fix
 fuzz:
 	GO=$(GO) ./.ci/fuzz-all $(FUZZTIME)
+
+## helm: the helm binary the chart tests (k8s/) run, built from the Go module proxy into ./.bin
+## (git-ignored) outside our module graph, only when missing or another version (cold: a few minutes)
+HELM_VERSION ?= v3.22.0
+helm:
+	@if ! $(GO) version -m "$(PROTO_BIN)/helm" 2>/dev/null | grep -Eq '^\s+mod\s+helm.sh/helm/v3\s+$(HELM_VERSION)\s'; then \
+		echo "building helm $(HELM_VERSION) into $(PROTO_BIN)"; \
+		tmp="$$(mktemp -d)" && cd "$$tmp" && \
+		GOBIN="$(PROTO_BIN)" GOFLAGS= $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION) && \
+		rm -rf "$$tmp"; \
+	fi
 
 test-short:
 	$(GO) test -short -count=1 ./...
