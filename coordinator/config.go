@@ -95,6 +95,11 @@ type Config struct {
 	// Tracing, when set, records OpenTelemetry traces of mints (and sends
 	// the trace context on to the signers); off by default.
 	Tracing *telemetry.TracingConfig `json:"tracing,omitempty"`
+	// Attestation, when set, checks every signer's SEV-SNP attestation
+	// when it connects and whenever its TLS key, process or the policy
+	// changes, and asks the policy whether to admit it (see
+	// AttestationConfig). Off by default.
+	Attestation *AttestationConfig `json:"attestation,omitempty"`
 }
 
 // DefaultHedgeAfter is the default hedge_after: well above a healthy
@@ -197,6 +202,9 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("max_evidence must be positive"))
 	}
 	if err := c.Tracing.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Attestation.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

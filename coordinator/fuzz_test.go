@@ -27,6 +27,7 @@ import (
 	"github.com/frostmint/frostmint/signer/frost"
 	"github.com/frostmint/frostmint/verifier/evidence"
 	"github.com/frostmint/frostmint/verifier/jwks"
+	"github.com/frostmint/frostmint/verifier/mtls"
 	"github.com/frostmint/frostmint/verifier/token"
 )
 
@@ -254,7 +255,7 @@ func FuzzPoolFill(f *testing.F) {
 		if proto.Unmarshal(cb, &cr) != nil || proto.Unmarshal(ib, &ir) != nil {
 			return
 		}
-		p, err := newPool(Endpoint{ID: 2, Identity: "spiffe://td/signer/2", Guardian: true}, nil, 8, time.Minute, time.Now)
+		p, err := newPool(Endpoint{ID: 2, Identity: "spiffe://td/signer/2", Guardian: true}, mtls.Files{}, 8, time.Minute, time.Now, false)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -133,6 +133,16 @@ func (g *guardianClient) Sign(ctx context.Context, in *signv1.SignRequest, _ ...
 	return roundTrip(ctx, g, &signv1.ConnectResponse{Call: &signv1.ConnectResponse_Sign{Sign: in}}, (*signv1.ConnectRequest).GetSign)
 }
 
+// errGuardianNoAttestation answers Attest for a guardian: workstations
+// have no SEV-SNP attestation, and the stream does not carry one.
+var errGuardianNoAttestation = status.Error(codes.FailedPrecondition, "guardians have no attestation")
+
+// Attest implements signv1.SignerServiceClient: a guardian is never
+// attested.
+func (g *guardianClient) Attest(context.Context, *signv1.AttestRequest, ...grpc.CallOption) (*signv1.AttestResponse, error) {
+	return nil, errGuardianNoAttestation
+}
+
 func (g *guardianClient) Approve(ctx context.Context, in *signv1.ApproveRequest, _ ...grpc.CallOption) (*signv1.ApproveResponse, error) {
 	r, err := roundTrip(ctx, g, &signv1.ConnectResponse{Call: &signv1.ConnectResponse_Approve{Approve: in}}, (*signv1.ConnectRequest).GetApprove)
 	if err == nil && r.GetApproval() == nil {

@@ -38,6 +38,7 @@ type Metrics struct {
 	cheaters    *prometheus.CounterVec   // signer
 	approvals   *prometheus.CounterVec   // outcome
 	auditFails  prometheus.Counter
+	attests     *prometheus.CounterVec
 }
 
 // NewMetrics registers the coordinator's metrics on reg (see
@@ -83,8 +84,13 @@ func NewMetrics(reg *prometheus.Registry) (*Metrics, error) {
 			Name: "frostmint_audit_append_failures_total",
 			Help: "Audit records that could not be written (the decision they record did not take effect).",
 		}),
+		attests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "frostmint_signer_attestations_total",
+			Help: "Attestation checks of signers, by signer and outcome (admitted, or why not: no_attestation, chain, signature, " +
+				"report_data, debug, policy, measurement, tcb, evidence, unavailable, refused by the admission policy…).",
+		}, []string{"signer", "outcome"}),
 	}
-	for _, c := range []prometheus.Collector{m.mints, m.mintSeconds, m.stages, m.signerCalls, m.retries, m.cheaters, m.approvals, m.auditFails} {
+	for _, c := range []prometheus.Collector{m.mints, m.mintSeconds, m.stages, m.signerCalls, m.retries, m.cheaters, m.approvals, m.auditFails, m.attests} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("coordinator: metrics: %w", err)
 		}
@@ -149,6 +155,23 @@ func (o *observer) serverOptions() []grpc.ServerOption {
 // dialOptions propagate the trace context to the signers.
 func (o *observer) dialOptions() []grpc.DialOption { return telemetry.GRPCDialOptions(o.tracing) }
 
+// attestation counts one attestation check of signer id: admitted
+// (attested or not), or the reason it was not.
+func (o *observer) attestation(id uint16, attested, admitted bool, reason string) {
+	outcome := reason
+	switch {
+	case admitted && attested:
+		outcome = "admitted"
+	case admitted:
+		outcome = "admitted_unattested"
+	case strings.HasPrefix(reason, "refused by the admission policy"):
+		outcome = "admission_refused"
+	case strings.HasPrefix(reason, "unavailable"):
+		outcome = "unavailable"
+	}
+	o.metrics.attests.WithLabelValues(signerLabel(id), outcome).Inc()
+}
+
 // watch registers what is read at scrape time: each signer's health and
 // commitment pool, and the active key.
 func (o *observer) watch(s *Server) error {
@@ -160,6 +183,9 @@ func (o *observer) watch(s *Server) error {
 			"Nonce commitments pooled for the signer, ready for mints.", []string{"signer"}, nil),
 		key: prometheus.NewDesc("frostmint_active_key_info",
 			"1, labelled with the kid of the key new tokens are signed with; absent before the first key ceremony.", []string{"kid"}, nil),
+		attested: prometheus.NewDesc("frostmint_signer_admitted",
+			"1 when the signer's attestation verdict admits it to mints now, else 0; only with an attestation section.", []string{"signer"}, nil),
+		hasAtt: s.att != nil,
 		policy: prometheus.NewDesc("frostmint_policy_info",
 			"1, labelled with the first 12 hex digits of the policy bundle's hash: every daemon of a cluster must show the same.", []string{"hash"}, nil),
 	}
@@ -175,6 +201,8 @@ type stateCollector struct {
 	pools                       []*pool
 	keys, policyHash            func() string
 	healthy, depth, key, policy *prometheus.Desc
+	attested                    *prometheus.Desc
+	hasAtt                      bool
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -182,6 +210,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.depth
 	ch <- c.key
 	ch <- c.policy
+	ch <- c.attested
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
@@ -194,6 +223,13 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(c.healthy, prometheus.GaugeValue, h, id)
 		ch <- prometheus.MustNewConstMetric(c.depth, prometheus.GaugeValue, float64(n), id)
+		if c.hasAtt {
+			a := 0.0
+			if _, ok, _ := p.attestationStatus(); ok {
+				a = 1
+			}
+			ch <- prometheus.MustNewConstMetric(c.attested, prometheus.GaugeValue, a, id)
+		}
 	}
 	if kid := c.keys(); kid != "" {
 		ch <- prometheus.MustNewConstMetric(c.key, prometheus.GaugeValue, 1, kid)
@@ -221,7 +257,20 @@ func (s *Server) Ready(context.Context) error {
 		}
 	}
 	if ready < t {
-		return fmt.Errorf("%w: %d of the %d signers needed are healthy with commitments", telemetry.ErrNotReady, ready, t)
+		var out []string
+		for _, p := range s.pools {
+			if checked, ok, why := p.attestationStatus(); s.att != nil && !ok {
+				if !checked {
+					why = "attestation not checked yet"
+				}
+				out = append(out, fmt.Sprintf("signer %d not admitted: %s", p.ep.ID, why))
+			}
+		}
+		detail := ""
+		if len(out) > 0 {
+			detail = " (" + strings.Join(out, "; ") + ")"
+		}
+		return fmt.Errorf("%w: %d of the %d signers needed are healthy with commitments%s", telemetry.ErrNotReady, ready, t, detail)
 	}
 	return nil
 }

@@ -3,8 +3,6 @@ package coordinator
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -65,34 +63,42 @@ type pool struct {
 	// within hedge_after resets its count (see leftBehind).
 	slowUntil time.Time
 	lags      int
+
+	// attested gates the signer on its attestation verdict (attest.go);
+	// false when the coordinator has no attestation section.
+	attested bool
+	att      attestState
 }
 
-func newPool(ep Endpoint, base *tls.Config, size int, maxAge time.Duration, now func() time.Time, extra ...grpc.DialOption) (*pool, error) {
+func newPool(ep Endpoint, files mtls.Files, size int, maxAge time.Duration, now func() time.Time, attested bool, extra ...grpc.DialOption) (*pool, error) {
 	if ep.Guardian {
-		return &pool{ep: ep, size: size, maxAge: maxAge, now: now}, nil
+		return &pool{ep: ep, size: size, maxAge: maxAge, now: now, attested: attested}, nil
 	}
-	tc := base.Clone()
-	want := ep.Identity
 	// The signer must present the identity configured for it: chain
-	// verification alone would accept any cluster certificate.
-	tc.VerifyConnection = func(cs tls.ConnectionState) error {
-		if len(cs.PeerCertificates) == 0 {
-			return errors.New("signer presented no certificate")
-		}
-		id, err := mtls.IdentityOf(cs.PeerCertificates[0])
-		if err != nil {
-			return err
-		}
+	// verification alone would accept any cluster certificate. The chain
+	// is checked against the CA bundle as it is on disk now, and the
+	// client certificate follows its files too (mtls reloads them).
+	want := ep.Identity
+	tc, err := mtls.ClientConfigFor(files, func(id string) error {
 		if id != want {
 			return fmt.Errorf("signer at %s is %q, want %q", ep.Addr, id, want)
 		}
 		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	tc.ServerName = ""
-	tc.InsecureSkipVerify = true // hostname check replaced by chain + identity check below
-	roots := base.RootCAs
-	tc.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
-		return verifyChain(raw, roots)
+	// The pool, once made: every handshake tells it the signer's key.
+	var self *pool
+	check := tc.VerifyConnection
+	tc.VerifyConnection = func(cs tls.ConnectionState) error {
+		if err := check(cs); err != nil {
+			return err
+		}
+		if self != nil {
+			self.sawKey(cs.PeerCertificates[0].RawSubjectPublicKeyInfo)
+		}
+		return nil
 	}
 	conn, err := grpc.NewClient(ep.Addr, append(extra,
 		grpc.WithTransportCredentials(credentials.NewTLS(tc)),
@@ -104,8 +110,9 @@ func newPool(ep Endpoint, base *tls.Config, size int, maxAge time.Duration, now 
 	if err != nil {
 		return nil, fmt.Errorf("signer %d: %w", ep.ID, err)
 	}
-	return &pool{ep: ep, conn: conn, client: signv1.NewSignerServiceClient(conn),
-		size: size, maxAge: maxAge, now: now, healthy: true}, nil
+	self = &pool{ep: ep, conn: conn, client: signv1.NewSignerServiceClient(conn),
+		size: size, maxAge: maxAge, now: now, healthy: true, attested: attested}
+	return self, nil
 }
 
 // errAway is the error of a call to a guardian that is not connected.
@@ -146,27 +153,6 @@ func (p *pool) canApprove() bool {
 	return p.client != nil && p.approver
 }
 
-// verifyChain checks the leaf against roots for any usage we issue.
-func verifyChain(raw [][]byte, roots *x509.CertPool) error {
-	if len(raw) == 0 {
-		return errors.New("no certificate")
-	}
-	certs := make([]*x509.Certificate, len(raw))
-	for i, r := range raw {
-		c, err := x509.ParseCertificate(r)
-		if err != nil {
-			return err
-		}
-		certs[i] = c
-	}
-	inter := x509.NewCertPool()
-	for _, c := range certs[1:] {
-		inter.AddCert(c)
-	}
-	_, err := certs[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
-	return err
-}
-
 // take removes and returns one fresh commitment of epoch kid, if any;
 // commitments of other epochs (before a key rotation) are dropped.
 func (p *pool) take(kid string) (frost.Commitment, bool) {
@@ -204,6 +190,9 @@ func (p *pool) usable() bool {
 	defer p.mu.Unlock()
 	now := p.now()
 	if now.Before(p.badUntil) || p.client == nil {
+		return false
+	}
+	if p.attested && !p.admittedLocked() {
 		return false
 	}
 	return p.healthy || !now.Before(p.retryAt)

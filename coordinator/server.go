@@ -74,7 +74,8 @@ type Server struct {
 	audit    Auditor
 	closers  []func() error
 	reloader *policy.Reloader
-	obs      *observer // metrics and tracing (observe.go)
+	obs      *observer    // metrics and tracing (observe.go)
+	att      *attestation // nil: signers' attestation is not checked (attest.go)
 }
 
 // Option adjusts a Server.
@@ -136,13 +137,17 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Se
 	if flush != nil {
 		s.closers = append(s.closers, flush)
 	}
-	base, err := mtls.ClientConfig(cfg.TLS)
-	if err != nil {
+	// Fails early on unusable TLS files, guardians-only clusters too.
+	if _, err := mtls.ClientConfig(cfg.TLS); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if s.att, err = newAttestation(cfg.Attestation, s.now); err != nil {
 		s.Close()
 		return nil, err
 	}
 	for _, ep := range cfg.Signers {
-		p, err := newPool(ep, base, cfg.PoolSize, time.Duration(cfg.CommitmentMaxAge), s.now, s.obs.dialOptions()...)
+		p, err := newPool(ep, cfg.TLS, cfg.PoolSize, time.Duration(cfg.CommitmentMaxAge), s.now, s.att != nil, s.obs.dialOptions()...)
 		if err != nil {
 			s.Close()
 			return nil, err
@@ -368,6 +373,7 @@ func (s *Server) maintain(ctx context.Context) {
 				s.log.Error("cannot reload the keys dir; keeping the current keys", "err", err)
 			}
 		}
+		s.checkAttestations(ctx)
 		var wg sync.WaitGroup
 		for _, p := range s.pools {
 			if !p.usable() || !checkBoot {
@@ -537,6 +543,13 @@ func (s *Server) pickQuorum(ctx context.Context, k *activeKey, excluded map[uint
 			break
 		}
 		if !p.usable() {
+			if checked, ok, why := p.attestationStatus(); p.attested && !ok {
+				if !checked {
+					why = "attestation not checked yet"
+				}
+				missing[p.ep.ID] = "not admitted: " + why
+				continue
+			}
 			_, _, lastErr := p.status()
 			missing[p.ep.ID] = "unavailable: " + describe(lastErr)
 			continue

@@ -134,8 +134,10 @@ func WithClock(now func() time.Time) Option {
 // use.
 type Engine struct {
 	query rego.PreparedEvalQuery
-	hash  string
-	now   func() time.Time
+	// admission is AdmissionQuery, nil when the policy does not define it.
+	admission *rego.PreparedEvalQuery
+	hash      string
+	now       func() time.Time
 	// memo remembers decisions when the policy never reads the time (see
 	// memo.go); nil otherwise, and noMemo says why.
 	memo   *memo
@@ -173,9 +175,10 @@ func New(ctx context.Context, opts ...Option) (*Engine, error) {
 		return nil, err
 	}
 
+	store := inmem.NewFromObject(data)
 	regoOpts := []func(*rego.Rego){
 		rego.Query(DecisionQuery),
-		rego.Store(inmem.NewFromObject(data)),
+		rego.Store(store),
 		rego.Capabilities(capabilities()),
 		rego.SetRegoVersion(ast.RegoV1),
 		rego.StrictBuiltinErrors(true),
@@ -190,7 +193,14 @@ func New(ctx context.Context, opts ...Option) (*Engine, error) {
 		return nil, fmt.Errorf("%w: %w", ErrCompile, err)
 	}
 
-	e := &Engine{query: query, hash: src.hash(), now: o.now}
+	admission, err := prepareAdmission(ctx, compiler, []func(*rego.Rego){
+		rego.Compiler(compiler), rego.Store(store), rego.Capabilities(capabilities()),
+		rego.SetRegoVersion(ast.RegoV1), rego.StrictBuiltinErrors(true),
+	})
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{query: query, admission: admission, hash: src.hash(), now: o.now}
 	switch ok, why := timeless(compiler.Modules); {
 	case !o.memo:
 		e.noMemo = "memo turned off"

@@ -92,6 +92,9 @@ type Config struct {
 	// Tracing, when set, records OpenTelemetry traces of Sign requests,
 	// continuing the coordinator's trace; off by default.
 	Tracing *telemetry.TracingConfig `json:"tracing,omitempty"`
+	// Attestation says where the signer's SEV-SNP attestation comes from
+	// (default "auto": the guest device when there is one).
+	Attestation AttestationConfig `json:"attestation"`
 }
 
 // Default returns a Config with every default filled in.
@@ -102,6 +105,7 @@ func Default() Config {
 		ClockSkew:   Duration(60 * time.Second),
 		Limits:      limit.Config{PerIdentity: limit.Rate{PerSecond: 20, Burst: 40}},
 		MaxEvidence: 1000000,
+		Attestation: AttestationConfig{Provider: "auto"},
 	}
 }
 
@@ -177,6 +181,9 @@ func (c Config) Validate() error {
 		}
 	}
 	if err := c.Tracing.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Attestation.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
+	"github.com/frostmint/frostmint/attest"
 	"github.com/frostmint/frostmint/policy"
 	"github.com/frostmint/frostmint/policy/audit"
 	"github.com/frostmint/frostmint/policy/limit"
@@ -57,6 +58,10 @@ type Server struct {
 	limits   *limit.Limiter
 	audit    Auditor
 	obs      *observer // metrics and tracing (observe.go)
+
+	attester    attest.Provider // nil: no attestation
+	attesterSet bool            // WithAttestationProvider was given
+	attestCache evidenceCache
 }
 
 // Policy decides whether a mint may happen.
@@ -175,6 +180,9 @@ func (s *Server) init() error {
 		if s.approver, err = s.cfg.Guardian.newApprover(); err != nil {
 			return err
 		}
+	}
+	if err := s.openAttestation(); err != nil {
+		return err
 	}
 	s.uses = evidence.NewMemoryUseStore(s.cfg.MaxEvidence, s.now)
 	s.limits = limit.New(s.cfg.Limits, s.now)

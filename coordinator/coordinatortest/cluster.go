@@ -49,6 +49,9 @@ type Options struct {
 	CoordinatorOptions []coordinator.Option
 	// SignerOptions are passed to every signer.New.
 	SignerOptions []signer.Option
+	// SignerOptionsFor, if set, gives signer id's options besides
+	// SignerOptions (for example its attestation provider).
+	SignerOptionsFor func(id uint16) []signer.Option
 	// SignerConfig, if set, adjusts every signer's config before start.
 	SignerConfig func(*signer.Config)
 	// Log receives every daemon's log (default: discarded).
@@ -262,6 +265,9 @@ func (c *Cluster) StartSigner(t testing.TB, id uint16) {
 	t.Helper()
 	s := c.Signers[id]
 	opts := c.opts.SignerOptions
+	if c.opts.SignerOptionsFor != nil {
+		opts = append(slices.Clip(opts), c.opts.SignerOptionsFor(id)...)
+	}
 	if a, ok := c.opts.Guardians[id]; ok {
 		opts = append(slices.Clip(opts), signer.WithApprover(a))
 	}

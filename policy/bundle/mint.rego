@@ -572,3 +572,55 @@ decision := {
 	"max_ttl_seconds": max_ttl_seconds,
 	"requires_approval": requires_approval,
 }
+
+#############################################################################
+# Signer admission
+#############################################################################
+# When the coordinator verifies its signers' SEV-SNP attestation (its
+# "attestation" config section), it asks this policy, for each signer and
+# each attestation result, whether to use that signer for mints. The Go
+# side (Engine.AdmitSigner) queries data.frostmint.mint.admit_signer and
+# expects exactly
+#
+#   {"admit": bool, "reasons": [string]}
+#
+# Anything else (undefined, wrong types, errors) keeps the signer out. A
+# policy without this rule admits every signer.
+#
+# Input:
+#
+#   input.signer.id                    the signer's id (1..n)
+#   input.signer.identity              its SPIFFE ID
+#   input.attestation.attested         true when its report verified
+#   input.attestation.measurement      launch measurement, hex ("" when not attested)
+#   input.attestation.tcb              {bootloader, tee, snp, microcode} (attested only)
+#   input.attestation.policy           {debug, migration_agent, smt, single_socket, abi} (attested only)
+#   input.attestation.guest_svn, chip_id, host_data, product_line (attested only)
+#
+# Configuration (data.frostmint.config.admission, bundle/data.json):
+#
+#   require_attestation  false (default): admit every signer;
+#                        true: admit only attested signers, and when
+#                        measurements is not empty only those whose
+#                        measurement is listed.
+#   measurements         allowed launch measurements (hex, lower case).
+
+admission_cfg := object.get(data.frostmint.config, "admission", {})
+
+admission_require_attestation := object.get(admission_cfg, "require_attestation", false)
+
+admission_measurements := object.get(admission_cfg, "measurements", [])
+
+admission_deny contains "signer is not attested" if {
+	admission_require_attestation == true
+	not input.attestation.attested == true
+}
+
+admission_deny contains sprintf("measurement %s is not allowed", [input.attestation.measurement]) if {
+	admission_require_attestation == true
+	input.attestation.attested == true
+	count(admission_measurements) > 0
+	not input.attestation.measurement in admission_measurements
+}
+
+admit_signer := {"admit": count(admission_deny) == 0, "reasons": sort([r | some r in admission_deny])}

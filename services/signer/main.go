@@ -17,11 +17,14 @@ import (
 )
 
 func main() {
-	config := flag.String("config", "", "path to the signer's JSON config (required)")
-	logFormat := flag.String("log-format", telemetry.DefaultLogFormat, "log lines as `json` or text")
-	flag.Parse()
-	if *config == "" || flag.NArg() > 0 {
-		flag.Usage()
+	// Its own flag set: libraries (go-sev-guest) register flags on the
+	// global one, which are not this daemon's interface.
+	flags := flag.NewFlagSet(os.Args[0], flag.ExitOnError)
+	config := flags.String("config", "", "path to the signer's JSON config (required)")
+	logFormat := flags.String("log-format", telemetry.DefaultLogFormat, "log lines as `json` or text")
+	_ = flags.Parse(os.Args[1:]) // ExitOnError
+	if *config == "" || flags.NArg() > 0 {
+		flags.Usage()
 		os.Exit(2)
 	}
 	log, err := telemetry.NewLogger(os.Stderr, *logFormat, slog.LevelInfo)

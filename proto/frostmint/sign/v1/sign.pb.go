@@ -14,6 +14,7 @@
 package signv1
 
 import (
+	v12 "github.com/frostmint/frostmint/proto/frostmint/attest/v1"
 	v11 "github.com/frostmint/frostmint/proto/frostmint/ceremony/v1"
 	v1 "github.com/frostmint/frostmint/proto/frostmint/mint/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
@@ -1198,6 +1199,107 @@ func (*ConnectResponse_CeremonyCommit) isConnectResponse_Call() {}
 
 func (*ConnectResponse_CeremonyAbort) isConnectResponse_Call() {}
 
+// AttestRequest is empty: the signer binds its current TLS key, id and
+// policy hash itself, and the verifier checks all three.
+type AttestRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AttestRequest) Reset() {
+	*x = AttestRequest{}
+	mi := &file_frostmint_sign_v1_sign_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AttestRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AttestRequest) ProtoMessage() {}
+
+func (x *AttestRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_frostmint_sign_v1_sign_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AttestRequest.ProtoReflect.Descriptor instead.
+func (*AttestRequest) Descriptor() ([]byte, []int) {
+	return file_frostmint_sign_v1_sign_proto_rawDescGZIP(), []int{13}
+}
+
+// AttestResponse carries the signer's attestation.
+type AttestResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Evidence *v12.Evidence          `protobuf:"bytes,1,opt,name=evidence,proto3" json:"evidence,omitempty"`
+	// What the REPORT_DATA binds, for diagnostics (the verifier recomputes
+	// the binding from what it knows and never trusts these).
+	SignerId      uint32 `protobuf:"varint,2,opt,name=signer_id,json=signerId,proto3" json:"signer_id,omitempty"`
+	PolicyHash    string `protobuf:"bytes,3,opt,name=policy_hash,json=policyHash,proto3" json:"policy_hash,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AttestResponse) Reset() {
+	*x = AttestResponse{}
+	mi := &file_frostmint_sign_v1_sign_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AttestResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AttestResponse) ProtoMessage() {}
+
+func (x *AttestResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_frostmint_sign_v1_sign_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AttestResponse.ProtoReflect.Descriptor instead.
+func (*AttestResponse) Descriptor() ([]byte, []int) {
+	return file_frostmint_sign_v1_sign_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *AttestResponse) GetEvidence() *v12.Evidence {
+	if x != nil {
+		return x.Evidence
+	}
+	return nil
+}
+
+func (x *AttestResponse) GetSignerId() uint32 {
+	if x != nil {
+		return x.SignerId
+	}
+	return 0
+}
+
+func (x *AttestResponse) GetPolicyHash() string {
+	if x != nil {
+		return x.PolicyHash
+	}
+	return ""
+}
+
 // SignResponse carries one encoded FROST signature share.
 type SignResponse struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
@@ -1209,7 +1311,7 @@ type SignResponse struct {
 
 func (x *SignResponse) Reset() {
 	*x = SignResponse{}
-	mi := &file_frostmint_sign_v1_sign_proto_msgTypes[13]
+	mi := &file_frostmint_sign_v1_sign_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1221,7 +1323,7 @@ func (x *SignResponse) String() string {
 func (*SignResponse) ProtoMessage() {}
 
 func (x *SignResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_frostmint_sign_v1_sign_proto_msgTypes[13]
+	mi := &file_frostmint_sign_v1_sign_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1234,7 +1336,7 @@ func (x *SignResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignResponse.ProtoReflect.Descriptor instead.
 func (*SignResponse) Descriptor() ([]byte, []int) {
-	return file_frostmint_sign_v1_sign_proto_rawDescGZIP(), []int{13}
+	return file_frostmint_sign_v1_sign_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SignResponse) GetSignerId() uint32 {
@@ -1255,7 +1357,7 @@ var File_frostmint_sign_v1_sign_proto protoreflect.FileDescriptor
 
 const file_frostmint_sign_v1_sign_proto_rawDesc = "" +
 	"\n" +
-	"\x1cfrostmint/sign/v1/sign.proto\x12\x11frostmint.sign.v1\x1a$frostmint/ceremony/v1/ceremony.proto\x1a\x1cfrostmint/mint/v1/mint.proto\"\r\n" +
+	"\x1cfrostmint/sign/v1/sign.proto\x12\x11frostmint.sign.v1\x1a frostmint/attest/v1/attest.proto\x1a$frostmint/ceremony/v1/ceremony.proto\x1a\x1cfrostmint/mint/v1/mint.proto\"\r\n" +
 	"\vInfoRequest\"\x85\x02\n" +
 	"\fInfoResponse\x12\x1b\n" +
 	"\tsigner_id\x18\x01 \x01(\rR\bsignerId\x12.\n" +
@@ -1336,15 +1438,22 @@ const file_frostmint_sign_v1_sign_proto_rawDesc = "" +
 	"\x0fceremony_commit\x18\t \x01(\v2$.frostmint.ceremony.v1.CommitRequestH\x00R\x0eceremonyCommit\x12L\n" +
 	"\x0eceremony_abort\x18\n" +
 	" \x01(\v2#.frostmint.ceremony.v1.AbortRequestH\x00R\rceremonyAbortB\x06\n" +
-	"\x04call\"T\n" +
+	"\x04call\"\x0f\n" +
+	"\rAttestRequest\"\x89\x01\n" +
+	"\x0eAttestResponse\x129\n" +
+	"\bevidence\x18\x01 \x01(\v2\x1d.frostmint.attest.v1.EvidenceR\bevidence\x12\x1b\n" +
+	"\tsigner_id\x18\x02 \x01(\rR\bsignerId\x12\x1f\n" +
+	"\vpolicy_hash\x18\x03 \x01(\tR\n" +
+	"policyHash\"T\n" +
 	"\fSignResponse\x12\x1b\n" +
 	"\tsigner_id\x18\x01 \x01(\rR\bsignerId\x12'\n" +
-	"\x0fsignature_share\x18\x02 \x01(\fR\x0esignatureShare2\xc2\x02\n" +
+	"\x0fsignature_share\x18\x02 \x01(\fR\x0esignatureShare2\x91\x03\n" +
 	"\rSignerService\x12G\n" +
 	"\x04Info\x12\x1e.frostmint.sign.v1.InfoRequest\x1a\x1f.frostmint.sign.v1.InfoResponse\x12M\n" +
 	"\x06Commit\x12 .frostmint.sign.v1.CommitRequest\x1a!.frostmint.sign.v1.CommitResponse\x12G\n" +
 	"\x04Sign\x12\x1e.frostmint.sign.v1.SignRequest\x1a\x1f.frostmint.sign.v1.SignResponse\x12P\n" +
-	"\aApprove\x12!.frostmint.sign.v1.ApproveRequest\x1a\".frostmint.sign.v1.ApproveResponse2g\n" +
+	"\aApprove\x12!.frostmint.sign.v1.ApproveRequest\x1a\".frostmint.sign.v1.ApproveResponse\x12M\n" +
+	"\x06Attest\x12 .frostmint.sign.v1.AttestRequest\x1a!.frostmint.sign.v1.AttestResponse2g\n" +
 	"\x0fGuardianService\x12T\n" +
 	"\aConnect\x12!.frostmint.sign.v1.ConnectRequest\x1a\".frostmint.sign.v1.ConnectResponse(\x010\x01B?Z=github.com/frostmint/frostmint/proto/frostmint/sign/v1;signv1b\x06proto3"
 
@@ -1360,7 +1469,7 @@ func file_frostmint_sign_v1_sign_proto_rawDescGZIP() []byte {
 	return file_frostmint_sign_v1_sign_proto_rawDescData
 }
 
-var file_frostmint_sign_v1_sign_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_frostmint_sign_v1_sign_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_frostmint_sign_v1_sign_proto_goTypes = []any{
 	(*InfoRequest)(nil),          // 0: frostmint.sign.v1.InfoRequest
 	(*InfoResponse)(nil),         // 1: frostmint.sign.v1.InfoResponse
@@ -1375,62 +1484,68 @@ var file_frostmint_sign_v1_sign_proto_goTypes = []any{
 	(*GuardianHello)(nil),        // 10: frostmint.sign.v1.GuardianHello
 	(*CallError)(nil),            // 11: frostmint.sign.v1.CallError
 	(*ConnectResponse)(nil),      // 12: frostmint.sign.v1.ConnectResponse
-	(*SignResponse)(nil),         // 13: frostmint.sign.v1.SignResponse
-	(*v1.MintRequest)(nil),       // 14: frostmint.mint.v1.MintRequest
-	(*v11.BeginResponse)(nil),    // 15: frostmint.ceremony.v1.BeginResponse
-	(*v11.ExchangeResponse)(nil), // 16: frostmint.ceremony.v1.ExchangeResponse
-	(*v11.FinishResponse)(nil),   // 17: frostmint.ceremony.v1.FinishResponse
-	(*v11.CommitResponse)(nil),   // 18: frostmint.ceremony.v1.CommitResponse
-	(*v11.AbortResponse)(nil),    // 19: frostmint.ceremony.v1.AbortResponse
-	(*v11.Blame)(nil),            // 20: frostmint.ceremony.v1.Blame
-	(*v11.BeginRequest)(nil),     // 21: frostmint.ceremony.v1.BeginRequest
-	(*v11.ExchangeRequest)(nil),  // 22: frostmint.ceremony.v1.ExchangeRequest
-	(*v11.FinishRequest)(nil),    // 23: frostmint.ceremony.v1.FinishRequest
-	(*v11.CommitRequest)(nil),    // 24: frostmint.ceremony.v1.CommitRequest
-	(*v11.AbortRequest)(nil),     // 25: frostmint.ceremony.v1.AbortRequest
+	(*AttestRequest)(nil),        // 13: frostmint.sign.v1.AttestRequest
+	(*AttestResponse)(nil),       // 14: frostmint.sign.v1.AttestResponse
+	(*SignResponse)(nil),         // 15: frostmint.sign.v1.SignResponse
+	(*v1.MintRequest)(nil),       // 16: frostmint.mint.v1.MintRequest
+	(*v11.BeginResponse)(nil),    // 17: frostmint.ceremony.v1.BeginResponse
+	(*v11.ExchangeResponse)(nil), // 18: frostmint.ceremony.v1.ExchangeResponse
+	(*v11.FinishResponse)(nil),   // 19: frostmint.ceremony.v1.FinishResponse
+	(*v11.CommitResponse)(nil),   // 20: frostmint.ceremony.v1.CommitResponse
+	(*v11.AbortResponse)(nil),    // 21: frostmint.ceremony.v1.AbortResponse
+	(*v11.Blame)(nil),            // 22: frostmint.ceremony.v1.Blame
+	(*v11.BeginRequest)(nil),     // 23: frostmint.ceremony.v1.BeginRequest
+	(*v11.ExchangeRequest)(nil),  // 24: frostmint.ceremony.v1.ExchangeRequest
+	(*v11.FinishRequest)(nil),    // 25: frostmint.ceremony.v1.FinishRequest
+	(*v11.CommitRequest)(nil),    // 26: frostmint.ceremony.v1.CommitRequest
+	(*v11.AbortRequest)(nil),     // 27: frostmint.ceremony.v1.AbortRequest
+	(*v12.Evidence)(nil),         // 28: frostmint.attest.v1.Evidence
 }
 var file_frostmint_sign_v1_sign_proto_depIdxs = []int32{
 	2,  // 0: frostmint.sign.v1.InfoResponse.keys:type_name -> frostmint.sign.v1.KeyInfo
-	14, // 1: frostmint.sign.v1.SignRequest.caller_request:type_name -> frostmint.mint.v1.MintRequest
+	16, // 1: frostmint.sign.v1.SignRequest.caller_request:type_name -> frostmint.mint.v1.MintRequest
 	6,  // 2: frostmint.sign.v1.SignRequest.approvals:type_name -> frostmint.sign.v1.Approval
-	14, // 3: frostmint.sign.v1.ApproveRequest.caller_request:type_name -> frostmint.mint.v1.MintRequest
+	16, // 3: frostmint.sign.v1.ApproveRequest.caller_request:type_name -> frostmint.mint.v1.MintRequest
 	6,  // 4: frostmint.sign.v1.ApproveResponse.approval:type_name -> frostmint.sign.v1.Approval
 	10, // 5: frostmint.sign.v1.ConnectRequest.hello:type_name -> frostmint.sign.v1.GuardianHello
 	1,  // 6: frostmint.sign.v1.ConnectRequest.info:type_name -> frostmint.sign.v1.InfoResponse
 	4,  // 7: frostmint.sign.v1.ConnectRequest.commit:type_name -> frostmint.sign.v1.CommitResponse
-	13, // 8: frostmint.sign.v1.ConnectRequest.sign:type_name -> frostmint.sign.v1.SignResponse
+	15, // 8: frostmint.sign.v1.ConnectRequest.sign:type_name -> frostmint.sign.v1.SignResponse
 	8,  // 9: frostmint.sign.v1.ConnectRequest.approve:type_name -> frostmint.sign.v1.ApproveResponse
 	11, // 10: frostmint.sign.v1.ConnectRequest.error:type_name -> frostmint.sign.v1.CallError
-	15, // 11: frostmint.sign.v1.ConnectRequest.ceremony_begin:type_name -> frostmint.ceremony.v1.BeginResponse
-	16, // 12: frostmint.sign.v1.ConnectRequest.ceremony_exchange:type_name -> frostmint.ceremony.v1.ExchangeResponse
-	17, // 13: frostmint.sign.v1.ConnectRequest.ceremony_finish:type_name -> frostmint.ceremony.v1.FinishResponse
-	18, // 14: frostmint.sign.v1.ConnectRequest.ceremony_commit:type_name -> frostmint.ceremony.v1.CommitResponse
-	19, // 15: frostmint.sign.v1.ConnectRequest.ceremony_abort:type_name -> frostmint.ceremony.v1.AbortResponse
-	20, // 16: frostmint.sign.v1.CallError.blame:type_name -> frostmint.ceremony.v1.Blame
+	17, // 11: frostmint.sign.v1.ConnectRequest.ceremony_begin:type_name -> frostmint.ceremony.v1.BeginResponse
+	18, // 12: frostmint.sign.v1.ConnectRequest.ceremony_exchange:type_name -> frostmint.ceremony.v1.ExchangeResponse
+	19, // 13: frostmint.sign.v1.ConnectRequest.ceremony_finish:type_name -> frostmint.ceremony.v1.FinishResponse
+	20, // 14: frostmint.sign.v1.ConnectRequest.ceremony_commit:type_name -> frostmint.ceremony.v1.CommitResponse
+	21, // 15: frostmint.sign.v1.ConnectRequest.ceremony_abort:type_name -> frostmint.ceremony.v1.AbortResponse
+	22, // 16: frostmint.sign.v1.CallError.blame:type_name -> frostmint.ceremony.v1.Blame
 	0,  // 17: frostmint.sign.v1.ConnectResponse.info:type_name -> frostmint.sign.v1.InfoRequest
 	3,  // 18: frostmint.sign.v1.ConnectResponse.commit:type_name -> frostmint.sign.v1.CommitRequest
 	5,  // 19: frostmint.sign.v1.ConnectResponse.sign:type_name -> frostmint.sign.v1.SignRequest
 	7,  // 20: frostmint.sign.v1.ConnectResponse.approve:type_name -> frostmint.sign.v1.ApproveRequest
-	21, // 21: frostmint.sign.v1.ConnectResponse.ceremony_begin:type_name -> frostmint.ceremony.v1.BeginRequest
-	22, // 22: frostmint.sign.v1.ConnectResponse.ceremony_exchange:type_name -> frostmint.ceremony.v1.ExchangeRequest
-	23, // 23: frostmint.sign.v1.ConnectResponse.ceremony_finish:type_name -> frostmint.ceremony.v1.FinishRequest
-	24, // 24: frostmint.sign.v1.ConnectResponse.ceremony_commit:type_name -> frostmint.ceremony.v1.CommitRequest
-	25, // 25: frostmint.sign.v1.ConnectResponse.ceremony_abort:type_name -> frostmint.ceremony.v1.AbortRequest
-	0,  // 26: frostmint.sign.v1.SignerService.Info:input_type -> frostmint.sign.v1.InfoRequest
-	3,  // 27: frostmint.sign.v1.SignerService.Commit:input_type -> frostmint.sign.v1.CommitRequest
-	5,  // 28: frostmint.sign.v1.SignerService.Sign:input_type -> frostmint.sign.v1.SignRequest
-	7,  // 29: frostmint.sign.v1.SignerService.Approve:input_type -> frostmint.sign.v1.ApproveRequest
-	9,  // 30: frostmint.sign.v1.GuardianService.Connect:input_type -> frostmint.sign.v1.ConnectRequest
-	1,  // 31: frostmint.sign.v1.SignerService.Info:output_type -> frostmint.sign.v1.InfoResponse
-	4,  // 32: frostmint.sign.v1.SignerService.Commit:output_type -> frostmint.sign.v1.CommitResponse
-	13, // 33: frostmint.sign.v1.SignerService.Sign:output_type -> frostmint.sign.v1.SignResponse
-	8,  // 34: frostmint.sign.v1.SignerService.Approve:output_type -> frostmint.sign.v1.ApproveResponse
-	12, // 35: frostmint.sign.v1.GuardianService.Connect:output_type -> frostmint.sign.v1.ConnectResponse
-	31, // [31:36] is the sub-list for method output_type
-	26, // [26:31] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	23, // 21: frostmint.sign.v1.ConnectResponse.ceremony_begin:type_name -> frostmint.ceremony.v1.BeginRequest
+	24, // 22: frostmint.sign.v1.ConnectResponse.ceremony_exchange:type_name -> frostmint.ceremony.v1.ExchangeRequest
+	25, // 23: frostmint.sign.v1.ConnectResponse.ceremony_finish:type_name -> frostmint.ceremony.v1.FinishRequest
+	26, // 24: frostmint.sign.v1.ConnectResponse.ceremony_commit:type_name -> frostmint.ceremony.v1.CommitRequest
+	27, // 25: frostmint.sign.v1.ConnectResponse.ceremony_abort:type_name -> frostmint.ceremony.v1.AbortRequest
+	28, // 26: frostmint.sign.v1.AttestResponse.evidence:type_name -> frostmint.attest.v1.Evidence
+	0,  // 27: frostmint.sign.v1.SignerService.Info:input_type -> frostmint.sign.v1.InfoRequest
+	3,  // 28: frostmint.sign.v1.SignerService.Commit:input_type -> frostmint.sign.v1.CommitRequest
+	5,  // 29: frostmint.sign.v1.SignerService.Sign:input_type -> frostmint.sign.v1.SignRequest
+	7,  // 30: frostmint.sign.v1.SignerService.Approve:input_type -> frostmint.sign.v1.ApproveRequest
+	13, // 31: frostmint.sign.v1.SignerService.Attest:input_type -> frostmint.sign.v1.AttestRequest
+	9,  // 32: frostmint.sign.v1.GuardianService.Connect:input_type -> frostmint.sign.v1.ConnectRequest
+	1,  // 33: frostmint.sign.v1.SignerService.Info:output_type -> frostmint.sign.v1.InfoResponse
+	4,  // 34: frostmint.sign.v1.SignerService.Commit:output_type -> frostmint.sign.v1.CommitResponse
+	15, // 35: frostmint.sign.v1.SignerService.Sign:output_type -> frostmint.sign.v1.SignResponse
+	8,  // 36: frostmint.sign.v1.SignerService.Approve:output_type -> frostmint.sign.v1.ApproveResponse
+	14, // 37: frostmint.sign.v1.SignerService.Attest:output_type -> frostmint.sign.v1.AttestResponse
+	12, // 38: frostmint.sign.v1.GuardianService.Connect:output_type -> frostmint.sign.v1.ConnectResponse
+	33, // [33:39] is the sub-list for method output_type
+	27, // [27:33] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_frostmint_sign_v1_sign_proto_init() }
@@ -1468,7 +1583,7 @@ func file_frostmint_sign_v1_sign_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_frostmint_sign_v1_sign_proto_rawDesc), len(file_frostmint_sign_v1_sign_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -30,6 +30,7 @@ const (
 	SignerService_Commit_FullMethodName  = "/frostmint.sign.v1.SignerService/Commit"
 	SignerService_Sign_FullMethodName    = "/frostmint.sign.v1.SignerService/Sign"
 	SignerService_Approve_FullMethodName = "/frostmint.sign.v1.SignerService/Approve"
+	SignerService_Attest_FullMethodName  = "/frostmint.sign.v1.SignerService/Attest"
 )
 
 // SignerServiceClient is the client API for SignerService service.
@@ -71,6 +72,16 @@ type SignerServiceClient interface {
 	// engineer declines; DEADLINE_EXCEEDED when nobody answered in time;
 	// UNIMPLEMENTED when this signer has no human to ask.
 	Approve(ctx context.Context, in *ApproveRequest, opts ...grpc.CallOption) (*ApproveResponse, error)
+	// Attest returns the signer's hardware attestation: an AMD SEV-SNP
+	// report whose REPORT_DATA binds the public key of the TLS certificate
+	// the signer serves with now, its signer id and its policy hash (see
+	// package attest). The coordinator verifies it against the key it saw
+	// in the handshake.
+	//
+	// Errors: FAILED_PRECONDITION when this signer has no attestation (not
+	// running in an SNP guest, or turned off): the caller treats it as not
+	// attested; UNAVAILABLE when the guest device failed.
+	Attest(ctx context.Context, in *AttestRequest, opts ...grpc.CallOption) (*AttestResponse, error)
 }
 
 type signerServiceClient struct {
@@ -121,6 +132,16 @@ func (c *signerServiceClient) Approve(ctx context.Context, in *ApproveRequest, o
 	return out, nil
 }
 
+func (c *signerServiceClient) Attest(ctx context.Context, in *AttestRequest, opts ...grpc.CallOption) (*AttestResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AttestResponse)
+	err := c.cc.Invoke(ctx, SignerService_Attest_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SignerServiceServer is the server API for SignerService service.
 // All implementations must embed UnimplementedSignerServiceServer
 // for forward compatibility.
@@ -160,6 +181,16 @@ type SignerServiceServer interface {
 	// engineer declines; DEADLINE_EXCEEDED when nobody answered in time;
 	// UNIMPLEMENTED when this signer has no human to ask.
 	Approve(context.Context, *ApproveRequest) (*ApproveResponse, error)
+	// Attest returns the signer's hardware attestation: an AMD SEV-SNP
+	// report whose REPORT_DATA binds the public key of the TLS certificate
+	// the signer serves with now, its signer id and its policy hash (see
+	// package attest). The coordinator verifies it against the key it saw
+	// in the handshake.
+	//
+	// Errors: FAILED_PRECONDITION when this signer has no attestation (not
+	// running in an SNP guest, or turned off): the caller treats it as not
+	// attested; UNAVAILABLE when the guest device failed.
+	Attest(context.Context, *AttestRequest) (*AttestResponse, error)
 	mustEmbedUnimplementedSignerServiceServer()
 }
 
@@ -181,6 +212,9 @@ func (UnimplementedSignerServiceServer) Sign(context.Context, *SignRequest) (*Si
 }
 func (UnimplementedSignerServiceServer) Approve(context.Context, *ApproveRequest) (*ApproveResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Approve not implemented")
+}
+func (UnimplementedSignerServiceServer) Attest(context.Context, *AttestRequest) (*AttestResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Attest not implemented")
 }
 func (UnimplementedSignerServiceServer) mustEmbedUnimplementedSignerServiceServer() {}
 func (UnimplementedSignerServiceServer) testEmbeddedByValue()                       {}
@@ -275,6 +309,24 @@ func _SignerService_Approve_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SignerService_Attest_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AttestRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SignerServiceServer).Attest(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SignerService_Attest_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SignerServiceServer).Attest(ctx, req.(*AttestRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SignerService_ServiceDesc is the grpc.ServiceDesc for SignerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -297,6 +349,10 @@ var SignerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Approve",
 			Handler:    _SignerService_Approve_Handler,
+		},
+		{
+			MethodName: "Attest",
+			Handler:    _SignerService_Attest_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
