@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -43,6 +44,7 @@ var valueSets = []valueSet{
 	{name: "certmanager-off", files: []string{"certmanager-off.yaml"}, trustDomain: "corp.example.org", metricsNS: "monitoring"},
 	{name: "certmanager-off+gateway", files: []string{"certmanager-off.yaml", "gateway.yaml"}, trustDomain: "corp.example.org", gateway: true, metricsNS: "monitoring"},
 	{name: "daemonset", files: []string{"daemonset.yaml"}, trustDomain: "frostmint.example.com", certManager: true, daemonSet: true, metricsNS: "monitoring"},
+	{name: "production+attested", files: []string{"production.yaml", "attested.yaml"}, trustDomain: "prod.example.com", certManager: true, metricsNS: "observability"},
 }
 
 func TestLint(t *testing.T) {
@@ -310,6 +312,14 @@ func TestDaemonConfigs(t *testing.T) {
 						need(cfg.AuditLog, true)
 						for _, pf := range cfg.Policy.Files {
 							need(pf, false)
+						}
+						if a := cfg.Attestation; a != nil {
+							for _, root := range a.Verifier.Roots {
+								need(root.File, false)
+							}
+							if a.Verifier.KDS != nil {
+								need(a.Verifier.KDS.CacheDir+"/x", true)
+							}
 						}
 						checkIdentities(t, vs, cfg)
 						checkPorts(t, p, map[string]string{"grpc": cfg.Listen, "http": cfg.HTTPListen})
@@ -610,7 +620,7 @@ func TestNetworkPolicies(t *testing.T) {
 					case "signer":
 						// extraEgress of the production set (a network HSM) is
 						// the only exception, and it is explicit.
-						if !(vs.name == "production" || vs.name == "production+gateway") || !slices.Equal(ps, []string{"2223"}) {
+						if !strings.HasPrefix(vs.name, "production") || !slices.Equal(ps, []string{"2223"}) {
 							t.Errorf("signer: egress on %v beyond DNS", ps)
 						}
 					case "coordinator":
@@ -843,4 +853,73 @@ func TestServices(t *testing.T) {
 			t.Errorf("Service %s is %s by default", svc.Name, svc.Spec.Type)
 		}
 	}
+}
+
+// TestAttestationValues: attestation.verify becomes the coordinator's
+// attestation section (required by default) with the roots and the KDS
+// cache mounted, and attestation.provider every signer's; without
+// attestation.verify the coordinator checks nothing.
+func TestAttestationValues(t *testing.T) {
+	needHelm(t)
+	for _, tc := range []struct {
+		files    []string
+		verify   bool
+		provider string
+	}{
+		{files: []string{"production.yaml"}, verify: false, provider: "auto"},
+		{files: []string{"production.yaml", "attested.yaml"}, verify: true, provider: "sev-guest"},
+	} {
+		t.Run(strings.Join(tc.files, "+"), func(t *testing.T) {
+			r := render(t, tc.files...)
+			for _, p := range pods(t, r) {
+				cm := configMapOf(t, r, p)
+				f := filepath.Join(t.TempDir(), "config.json")
+				for key, data := range cm.Data {
+					if err := os.WriteFile(f, []byte(data), 0o600); err != nil {
+						t.Fatal(err)
+					}
+					switch key {
+					case "coordinator.json":
+						cfg, err := coordinator.LoadConfig(f)
+						if err != nil {
+							t.Fatal(err)
+						}
+						a := cfg.Attestation
+						if (a != nil) != tc.verify {
+							t.Fatalf("coordinator attestation section: %+v, want present=%v", a, tc.verify)
+						}
+						if a == nil {
+							continue
+						}
+						v := a.Verifier
+						if !a.Required || time.Duration(a.Recheck) != 5*time.Minute || len(v.Measurements) != 1 ||
+							v.MinTCB.SNP != 20 || v.MinABI != "1.55" || v.AllowDebug || v.KDS == nil ||
+							len(v.Roots) != 1 || v.Roots[0].ProductLine != "Genoa" || v.Roots[0].File != "/etc/frostmint/attest/genoa.pem" {
+							t.Errorf("coordinator attestation section not as the values say: %+v", a)
+						}
+						if vol := volumeNamed(p, "attest-roots"); vol == nil || vol.ConfigMap == nil || vol.ConfigMap.Name != "amd-roots" {
+							t.Errorf("the roots ConfigMap is not mounted: %+v", vol)
+						}
+					case "signer.json":
+						cfg, err := signer.LoadConfig(f)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if cfg.Attestation.Provider != tc.provider {
+							t.Errorf("%s: attestation provider %q, want %q", p.workload, cfg.Attestation.Provider, tc.provider)
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+func volumeNamed(p pod, name string) *corev1.Volume {
+	for i := range p.spec.Volumes {
+		if p.spec.Volumes[i].Name == name {
+			return &p.spec.Volumes[i]
+		}
+	}
+	return nil
 }

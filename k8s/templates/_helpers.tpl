@@ -304,3 +304,33 @@ on them, so that a bad value set fails at install time.
 {{- end -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+The coordinator's "attestation" section from .Values.attestation.verify
+(camelCase values to the daemon's snake_case keys; the roots and the KDS
+cache at fixed paths, mounted by the coordinator Deployment).
+*/}}
+{{- define "frostmint.paths.attestRoots" -}}/etc/frostmint/attest{{- end -}}
+{{- define "frostmint.paths.kdsCache" -}}/var/cache/frostmint/kds{{- end -}}
+{{- define "frostmint.attestationConfig" -}}
+{{- $v := .Values.attestation.verify -}}
+{{- $ver := dict -}}
+{{- with $v.measurements }}{{ $_ := set $ver "measurements" . }}{{ end -}}
+{{- if $v.allowAnyMeasurement }}{{ $_ := set $ver "allow_any_measurement" true }}{{ end -}}
+{{- with $v.minTCB }}{{ $_ := set $ver "min_tcb" . }}{{ end -}}
+{{- with $v.minGuestSVN }}{{ $_ := set $ver "min_guest_svn" (int .) }}{{ end -}}
+{{- if $v.allowDebug }}{{ $_ := set $ver "allow_debug" true }}{{ end -}}
+{{- if $v.allowMigrationAgent }}{{ $_ := set $ver "allow_migration_agent" true }}{{ end -}}
+{{- if $v.requireNoSMT }}{{ $_ := set $ver "require_no_smt" true }}{{ end -}}
+{{- with $v.minABI }}{{ $_ := set $ver "min_abi" . }}{{ end -}}
+{{- if $v.roots -}}
+{{- if not $v.rootsConfigMap }}{{ fail "attestation.verify.roots needs attestation.verify.rootsConfigMap (the ConfigMap holding the PEM files)" }}{{ end -}}
+{{- $roots := list -}}
+{{- range $v.roots }}{{ $roots = append $roots (dict "product_line" .productLine "file" (printf "%s/%s" (include "frostmint.paths.attestRoots" $) .key)) }}{{ end -}}
+{{- $_ := set $ver "roots" $roots -}}
+{{- end -}}
+{{- if $v.kds }}{{ $_ := set $ver "kds" (dict "cache_dir" (include "frostmint.paths.kdsCache" .)) }}{{ end -}}
+{{- $att := dict "required" (ternary $v.required true (hasKey $v "required")) "verifier" $ver -}}
+{{- with $v.recheck }}{{ $_ := set $att "recheck" . }}{{ end -}}
+{{- toJson $att -}}
+{{- end -}}
