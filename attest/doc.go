@@ -29,6 +29,14 @@
 // carry no time: the TLS key binding is what makes them fresh, and a key
 // rotation calls for a new report.
 //
+// In a key ceremony, the report a signer puts in its signed round-1
+// package binds, in place of the policy hash, a value naming the ceremony
+// (signer/ceremony.AttestationBinding: "ceremony:" and the hex SHA-256 of
+// the ceremony id, start time, t, n and roster), with the same TLS key and
+// id (signer/ceremony.ReportData). Its colon keeps it apart from any
+// policy hash, so a ceremony report is never accepted as an Attest report
+// nor the other way round, and it is fresh for that ceremony only.
+//
 // # Threat model
 //
 // Trusted: AMD's roots (the built-in ones of go-sev-guest, or the

@@ -23,8 +23,11 @@ import (
 // attestation (package attest) and ask the policy whether to admit each.
 type AttestationConfig struct {
 	// Required keeps every signer without a valid attestation out of
-	// mints (guardians, which have none, included). Without it, an
-	// unattested signer is used unless the admission policy says no.
+	// mints (guardians, which have none, included), and aborts a key
+	// ceremony in which a participant's round-1 package carries none.
+	// Without it, an unattested signer is used unless the admission
+	// policy says no; evidence in a ceremony is still checked when
+	// present.
 	Required bool `json:"required"`
 	// Recheck is how often an admitted signer is attested again even
 	// when nothing changed (default 10m); a new TLS key, a restart or a

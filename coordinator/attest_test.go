@@ -3,6 +3,7 @@ package coordinator_test
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -17,7 +18,9 @@ import (
 	"github.com/frostmint/frostmint/attest/attesttest"
 	"github.com/frostmint/frostmint/coordinator"
 	"github.com/frostmint/frostmint/coordinator/coordinatortest"
+	ceremonyv1 "github.com/frostmint/frostmint/proto/frostmint/ceremony/v1"
 	"github.com/frostmint/frostmint/signer"
+	sceremony "github.com/frostmint/frostmint/signer/ceremony"
 	"github.com/frostmint/frostmint/verifier/mtls"
 	"github.com/frostmint/frostmint/verifier/telemetry/telemetrytest"
 )
@@ -241,4 +244,43 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 
 func leafFor(id string) mtls.Leaf {
 	return mtls.Leaf{ID: id, DNSNames: []string{"localhost"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, Lifetime: time.Hour}
+}
+
+// With attestation required, the coordinator's ceremony relay checks the
+// evidence in every round-1 package itself: a signer without any is named
+// by the relay at round 1, before anything reaches the other signers.
+func TestCeremonyRelayRequiresAttestation(t *testing.T) {
+	fake := attesttest.New(t)
+	p := fake.Provider()
+	for _, tc := range []struct {
+		name      string
+		providers map[uint16]attest.Provider
+		culprit   uint16 // 0: the ceremony completes
+	}{
+		{"all attested", map[uint16]attest.Provider{1: p, 2: p, 3: p}, 0},
+		{"signer 3 not attested", map[uint16]attest.Provider{1: p, 2: p}, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := coordinatortest.Start(t, coordinatortest.Options{N: 3, T: 2, NoKeys: true,
+				SignerOptionsFor: func(id uint16) []signer.Option {
+					return []signer.Option{signer.WithAttestationProvider(tc.providers[id])}
+				},
+				Config: func(cc *coordinator.Config) {
+					cc.Attestation = &coordinator.AttestationConfig{Required: true, Verifier: fake.Config()}
+				},
+			})
+			kid, err := runCeremony(t, c, 2)
+			if tc.culprit == 0 {
+				if err != nil || kid == "" {
+					t.Fatalf("ceremony: %v", err)
+				}
+				return
+			}
+			var ce *sceremony.CheatError
+			if !errors.As(sceremony.FromStatus(err), &ce) || ce.Culprit != tc.culprit || ce.Reporter != sceremony.Relay ||
+				ce.Fault != ceremonyv1.Fault_FAULT_ATTESTATION {
+				t.Fatalf("ceremony: %v, want signer %d blamed by the relay for its attestation", err, tc.culprit)
+			}
+		})
+	}
 }

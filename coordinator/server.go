@@ -323,7 +323,13 @@ func (s *Server) ceremonyService() (*ceremony.Service, error) {
 	if !roots.AppendCertsFromPEM(pem) {
 		return nil, fmt.Errorf("coordinator: CA file %s holds no certificate", s.cfg.TLS.CA)
 	}
-	rl, err := ceremony.NewRelay(ceremony.Config{Roots: roots, Clock: s.now, Log: s.log.With("component", "ceremony")})
+	rc := ceremony.Config{Roots: roots, Clock: s.now, Log: s.log.With("component", "ceremony")}
+	if s.att != nil {
+		// The relay judges the evidence in round-1 packages as the pool
+		// judges Attest's; required refuses a package without any.
+		rc.Attestation, rc.RequireAttestation = s.att.verifier, s.att.required
+	}
+	rl, err := ceremony.NewRelay(rc)
 	if err != nil {
 		return nil, err
 	}

@@ -15,24 +15,58 @@ import (
 	"github.com/frostmint/frostmint/attest"
 	"github.com/frostmint/frostmint/attest/sevguest"
 	signv1 "github.com/frostmint/frostmint/proto/frostmint/sign/v1"
+	"github.com/frostmint/frostmint/signer/ceremony"
 )
 
 // AttestationConfig says where the signer's SEV-SNP attestation comes
-// from.
+// from, and which attestation it asks of its peers in a key ceremony.
 type AttestationConfig struct {
 	// Provider is "auto" (the default: the guest device if this is an
 	// SEV-SNP guest, else no attestation), "sev-guest" (the device must
-	// be there: the signer does not start without it) or "none".
+	// be there: the signer does not start without it) or "none". The
+	// signer's round-1 packages in key ceremonies carry its evidence too.
 	Provider string `json:"provider,omitempty"`
+	// Verifier, when set, checks the evidence in peers' round-1 packages
+	// (roots, measurements, TCB: as the coordinator's
+	// attestation.verifier); a peer whose evidence it refuses aborts the
+	// ceremony, named. Without it, peers' evidence is not judged here.
+	Verifier *attest.Config `json:"verifier,omitempty"`
+	// PeersRequired aborts a key ceremony in which a peer's round-1
+	// package carries no evidence the Verifier accepts. Needs Verifier.
+	PeersRequired bool `json:"peers_required,omitempty"`
 }
 
 // Validate reports every problem at once.
 func (a AttestationConfig) Validate() error {
+	var errs []error
 	switch a.Provider {
 	case "", "auto", "sev-guest", "none":
-		return nil
+	default:
+		errs = append(errs, fmt.Errorf("attestation.provider must be auto, sev-guest or none, got %q", a.Provider))
 	}
-	return fmt.Errorf("attestation.provider must be auto, sev-guest or none, got %q", a.Provider)
+	if a.PeersRequired && a.Verifier == nil {
+		errs = append(errs, errors.New("attestation.peers_required needs attestation.verifier (which reports to accept)"))
+	}
+	if a.Verifier != nil {
+		if err := a.Verifier.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("attestation.verifier: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ceremonyAttestation is the key ceremony's attestation: this signer's
+// provider (chosen by openAttestation) and the peers' verifier.
+func (s *Server) ceremonyAttestation() (ceremony.Attestation, error) {
+	a := ceremony.Attestation{Provider: s.attester, Required: s.cfg.Attestation.PeersRequired}
+	if c := s.cfg.Attestation.Verifier; c != nil {
+		v, err := attest.NewVerifier(*c, attest.WithClock(s.now))
+		if err != nil {
+			return a, fmt.Errorf("signer %d: attestation.verifier: %w", s.cfg.ID, err)
+		}
+		a.Verifier = v
+	}
+	return a, nil
 }
 
 // WithAttestationProvider replaces the attestation provider of the config

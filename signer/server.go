@@ -125,10 +125,22 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Server, error) {
 		s.sealer = k
 		s.closers = append(s.closers, k.Close)
 	}
+	// Before the ceremony participant, whose round-1 packages carry this
+	// signer's attestation.
+	if err := s.openAttestation(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	att, err := s.ceremonyAttestation()
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
 	cp, err := ceremony.NewParticipant(ceremony.ParticipantConfig{
 		ID: cfg.ID, TLS: cfg.TLS, KeysDir: cfg.KeysDir, Sealer: s.sealer, Clock: s.now,
-		Log:       log.With("component", "ceremony"),
-		Committed: func(string) { _ = s.ReloadKeys() },
+		Log:         log.With("component", "ceremony"),
+		Committed:   func(string) { _ = s.ReloadKeys() },
+		Attestation: att,
 	})
 	if err != nil {
 		s.Close()
@@ -180,9 +192,6 @@ func (s *Server) init() error {
 		if s.approver, err = s.cfg.Guardian.newApprover(); err != nil {
 			return err
 		}
-	}
-	if err := s.openAttestation(); err != nil {
-		return err
 	}
 	s.uses = evidence.NewMemoryUseStore(s.cfg.MaxEvidence, s.now)
 	s.limits = limit.New(s.cfg.Limits, s.now)

@@ -107,10 +107,16 @@ func (f *Fake) SetPolicy(p abi.SnpPolicy) {
 func (f *Fake) Evidence(reportData [64]byte) (*attest.Evidence, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	return f.evidence(reportData, f.measurement)
+}
+
+// evidence signs a report with reportData and measurement m. The caller
+// holds f.mu.
+func (f *Fake) evidence(reportData [64]byte, m [attest.MeasurementSize]byte) (*attest.Evidence, error) {
 	raw := sevtest.CreateRawReport(&sevtest.TestReportOptions{ReportData: reportData[:]})
 	report := raw[:abi.ReportSize]
 	binary.LittleEndian.PutUint64(report[0x08:0x10], abi.SnpPolicyToBytes(f.policy))
-	copy(report[0x90:0xC0], f.measurement[:])
+	copy(report[0x90:0xC0], m[:])
 	signing.Lock()
 	r, s, err := f.signer.Sign(abi.SignedComponent(report))
 	signing.Unlock()
@@ -134,6 +140,20 @@ func (f *Fake) Provider() attest.Provider {
 			return nil, err
 		}
 		return f.Evidence(rd)
+	})
+}
+
+// MeasuredProvider returns a Provider that reports through this fake with
+// launch measurement m, whatever SetMeasurement says: one guest of a
+// cluster that runs another image.
+func (f *Fake) MeasuredProvider(m [attest.MeasurementSize]byte) attest.Provider {
+	return attest.ProviderFunc(func(ctx context.Context, rd [64]byte) (*attest.Evidence, error) {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return f.evidence(rd, m)
 	})
 }
 

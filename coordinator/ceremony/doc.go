@@ -15,6 +15,13 @@
 // is always named. Each round is bounded by a timeout; on any failure
 // every participant is told to abort and wipes its secrets.
 //
+// With [Config.Attestation], the relay also judges the SEV-SNP evidence in
+// each round-1 package (sceremony.VerifyAttestation) before forwarding it,
+// and with [Config.RequireAttestation] refuses a package without any: the
+// ceremony aborts at round 1 naming the sender (FAULT_ATTESTATION), before
+// its package reaches anyone. Participants that require attested peers
+// check for themselves whatever the relay does.
+//
 // The relay reaches participants through the small [Participant]
 // interface, independent of how the connection was made: over gRPC to
 // each signer's mTLS port ([NewGRPCParticipant], [Dial]), or later over

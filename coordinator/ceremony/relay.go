@@ -44,6 +44,15 @@ type Config struct {
 	Clock func() time.Time
 	// Log receives the ceremony's events (default: discarded).
 	Log *slog.Logger
+	// Attestation, when set, checks the SEV-SNP evidence of every round-1
+	// package that carries some before forwarding it
+	// (sceremony.VerifyAttestation); a refusal aborts the ceremony naming
+	// the sender (FAULT_ATTESTATION). Unset: evidence is forwarded
+	// unjudged, for the participants to judge.
+	Attestation sceremony.EvidenceVerifier
+	// RequireAttestation also refuses round-1 packages without evidence.
+	// It needs Attestation.
+	RequireAttestation bool
 }
 
 // Relay drives ceremonies: it moves messages between participants,
@@ -57,6 +66,9 @@ type Relay struct{ cfg Config }
 func NewRelay(cfg Config) (*Relay, error) {
 	if cfg.Roots == nil {
 		return nil, errors.New("ceremony: the relay needs the participants' CA roots")
+	}
+	if cfg.RequireAttestation && cfg.Attestation == nil {
+		return nil, errors.New("ceremony: the relay requires attestation without a verifier")
 	}
 	if cfg.RoundTimeout <= 0 {
 		cfg.RoundTimeout = DefaultRoundTimeout
@@ -221,6 +233,9 @@ func (c *ceremony) run(ctx context.Context) (*Result, error) {
 			if err != nil {
 				return err
 			}
+			if err := c.checkAttestation(ctx, r1); err != nil {
+				return err
+			}
 			set[id] = r1
 			c.event(ceremonyv1.EventKind_EVENT_KIND_ROUND1, id)
 			return nil
@@ -346,6 +361,24 @@ func (c *ceremony) run(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	return &Result{CeremonyID: prm.CeremonyID, Kid: tr.KeyID, Group: pub, Transcript: out}, nil
+}
+
+// checkAttestation judges r's evidence when the relay is configured to.
+func (c *ceremony) checkAttestation(ctx context.Context, r *sceremony.Round1) error {
+	cfg := c.r.cfg
+	if cfg.Attestation == nil {
+		return nil
+	}
+	res, err := sceremony.VerifyAttestation(ctx, r, c.prm, cfg.Attestation, cfg.RequireAttestation)
+	if err != nil {
+		return err
+	}
+	if res != nil {
+		c.log.Info("participant attested", "participant", r.ID, "measurement", res.Measurement)
+	} else {
+		c.log.Info("participant not attested (not required)", "participant", r.ID)
+	}
+	return nil
 }
 
 // fanout calls every participant at once with the same call.

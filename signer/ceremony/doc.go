@@ -56,6 +56,33 @@
 // ceremony (so can one that just goes away); no one can make the honest
 // participants accept a key that is not the DKG's.
 //
+// An attestation refusal (see below) is blamed on the sender too, whoever
+// detects it: the evidence is inside the sender's signed round-1 body, so
+// no one else can have stripped or altered it, and whether it satisfies a
+// participant's verifier is that participant's own judgement, which the
+// relay need not share (FAULT_ATTESTATION).
+//
+// # Attestation
+//
+// A signer in an AMD SEV-SNP guest (a Provider in
+// [ParticipantConfig.Attestation]) puts its evidence in its round-1 body,
+// where its signature covers it. The field is optional: a body without it
+// is what earlier versions sent, and earlier versions ignore it. The
+// report's REPORT_DATA is [ReportData]: attest.ReportDataSPKI of the key
+// of the certificate that signs round 1 (the signer's mTLS key), the
+// participant id and, in place of the policy hash that
+// SignerService.Attest reports bind, [AttestationBinding] of the ceremony
+// (its id, start time, t, n and roster hash, marked "ceremony:" so that it
+// never passes for a policy hash). Binding the ceremony makes a report
+// fresh, to within the start time's clock skew, and leaves out the policy,
+// which a ceremony does not use: a report replayed from another
+// participant, an earlier ceremony or SignerService.Attest does not
+// verify. A participant with a Verifier checks every peer's evidence once
+// all round-1 packages are authentic ([VerifyAttestation]); with Required,
+// a peer without evidence aborts the ceremony too. The transcript keeps
+// the bodies, and so the evidence. The relay makes the same checks when
+// configured to (package coordinator/ceremony).
+//
 // # Secrets
 //
 // The secret share and the box private key live only in memory: they are

@@ -48,7 +48,9 @@ var (
 // what needs a participant's secret — a round-2 ciphertext validly signed
 // by its sender that does not decrypt, or a decrypted share inconsistent
 // with the sender's commitments — is blamed on the sender by the
-// participant that received it.
+// participant that received it; and an attestation refusal
+// (FAULT_ATTESTATION) is blamed on the sender whoever detects it, as the
+// evidence is covered by the sender's signature.
 type CheatError struct {
 	// Culprit is the participant at fault, or [Relay].
 	Culprit uint16
@@ -57,12 +59,20 @@ type CheatError struct {
 	Fault    ceremonyv1.Fault
 	// Reason says what was wrong; never secret.
 	Reason string
+	// Err, when set, is the error behind the fault, for errors.Is (an
+	// attestation refusal wraps the attest sentinel of its reason). It
+	// stays in the process that detected the fault: the wire carries
+	// Reason only.
+	Err error
 }
 
 func (e *CheatError) Error() string {
 	return fmt.Sprintf("ceremony: %s is at fault (%s, detected by %s): %s",
 		party(e.Culprit), FaultName(e.Fault), party(e.Reporter), e.Reason)
 }
+
+// Unwrap returns Err.
+func (e *CheatError) Unwrap() error { return e.Err }
 
 // Blame returns e as the Blame message of the wire protocol.
 func (e *CheatError) Blame() *ceremonyv1.Blame {

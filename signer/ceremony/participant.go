@@ -20,6 +20,8 @@ import (
 	"golang.org/x/crypto/curve25519"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/frostmint/frostmint/attest"
+	attestv1 "github.com/frostmint/frostmint/proto/frostmint/attest/v1"
 	ceremonyv1 "github.com/frostmint/frostmint/proto/frostmint/ceremony/v1"
 	"github.com/frostmint/frostmint/signer/frost"
 	"github.com/frostmint/frostmint/signer/keystore"
@@ -65,6 +67,10 @@ type ParticipantConfig struct {
 	// are written, before Commit answers (for example the signer daemon's
 	// ReloadKeys, to load the new epoch at once). It must not block long.
 	Committed func(kid string)
+	// Attestation puts this signer's SEV-SNP evidence in its round-1
+	// packages (Provider) and checks its peers' (Verifier, Required). The
+	// zero value does neither.
+	Attestation Attestation
 }
 
 // Participant is a signer's side of the key ceremony: it implements
@@ -167,6 +173,9 @@ func NewParticipant(cfg ParticipantConfig) (*Participant, error) {
 	}
 	if cfg.KeysDir == "" {
 		return nil, fmt.Errorf("%w: no keys directory", ErrInvalid)
+	}
+	if err := cfg.Attestation.Validate(); err != nil {
+		return nil, err
 	}
 	me, err := loadIdentity(cfg.TLS)
 	if err != nil {
@@ -302,14 +311,14 @@ func (p *Participant) blameRelay(err error) error {
 }
 
 // Begin implements ceremonyv1.CeremonyParticipantServiceServer.
-func (p *Participant) Begin(_ context.Context, req *ceremonyv1.BeginRequest) (*ceremonyv1.BeginResponse, error) {
-	resp, err := p.begin(req)
+func (p *Participant) Begin(ctx context.Context, req *ceremonyv1.BeginRequest) (*ceremonyv1.BeginResponse, error) {
+	resp, err := p.begin(ctx, req)
 	return resp, p.status("begin", req.GetCeremonyId(), err)
 }
 
 // Exchange implements ceremonyv1.CeremonyParticipantServiceServer.
-func (p *Participant) Exchange(_ context.Context, req *ceremonyv1.ExchangeRequest) (*ceremonyv1.ExchangeResponse, error) {
-	resp, err := p.exchange(req)
+func (p *Participant) Exchange(ctx context.Context, req *ceremonyv1.ExchangeRequest) (*ceremonyv1.ExchangeResponse, error) {
+	resp, err := p.exchange(ctx, req)
 	return resp, p.status("exchange", req.GetCeremonyId(), err)
 }
 
@@ -347,7 +356,7 @@ func (p *Participant) status(call, ceremony string, err error) error {
 	return st
 }
 
-func (p *Participant) begin(req *ceremonyv1.BeginRequest) (*ceremonyv1.BeginResponse, error) {
+func (p *Participant) begin(ctx context.Context, req *ceremonyv1.BeginRequest) (*ceremonyv1.BeginResponse, error) {
 	prm, err := ParamsFromBegin(req)
 	if err != nil {
 		return nil, err
@@ -376,7 +385,7 @@ func (p *Participant) begin(req *ceremonyv1.BeginRequest) (*ceremonyv1.BeginResp
 		s.mu.Unlock()
 		return nil, err
 	}
-	pkg, err := p.round1(s)
+	pkg, err := p.round1(ctx, s)
 	if err != nil {
 		return nil, p.fail(s, err)
 	}
@@ -426,8 +435,9 @@ func (p *Participant) register(s *session) error {
 	return nil
 }
 
-// round1 draws the DKG polynomial and the box key and signs the package.
-func (p *Participant) round1(s *session) (*ceremonyv1.Round1Package, error) {
+// round1 draws the DKG polynomial and the box key, gets this signer's
+// attestation when it has a provider, and signs the package.
+func (p *Participant) round1(ctx context.Context, s *session) (*ceremonyv1.Round1Package, error) {
 	prm := s.params
 	d, err := frost.NewDKG(p.cfg.ID, prm.Threshold, prm.MaxSigners)
 	if err != nil {
@@ -448,10 +458,14 @@ func (p *Participant) round1(s *session) (*ceremonyv1.Round1Package, error) {
 	if p.faults.dkgRound1 != nil {
 		msg = p.faults.dkgRound1(msg)
 	}
+	ev, err := p.evidence(ctx, prm)
+	if err != nil {
+		return nil, err
+	}
 	body, err := proto.MarshalOptions{Deterministic: true}.Marshal(&ceremonyv1.Round1Body{
 		CeremonyId: prm.CeremonyID, ParticipantId: uint32(p.cfg.ID), Threshold: uint32(prm.Threshold),
 		MaxSigners: uint32(prm.MaxSigners), StartedAtUnix: prm.StartedAt.Unix(), RosterSha256: prm.Roster.Hash(),
-		DkgRound1: msg, BoxPublicKey: s.boxPub,
+		DkgRound1: msg, BoxPublicKey: s.boxPub, Attestation: ev,
 	})
 	if err != nil {
 		return nil, err
@@ -467,7 +481,55 @@ func (p *Participant) round1(s *session) (*ceremonyv1.Round1Package, error) {
 	return &ceremonyv1.Round1Package{Body: body, Signature: sig, CertificateChain: chain}, nil
 }
 
-func (p *Participant) exchange(req *ceremonyv1.ExchangeRequest) (*ceremonyv1.ExchangeResponse, error) {
+// evidence returns this signer's attestation for ceremony prm, bound to
+// the key of its certificate (see [ReportData]), or nil when it has none.
+func (p *Participant) evidence(ctx context.Context, prm Params) (*attestv1.Evidence, error) {
+	if p.cfg.Attestation.Provider == nil {
+		return nil, nil
+	}
+	ev, err := p.cfg.Attestation.Provider.Report(ctx, ReportData(p.me.leaf.RawSubjectPublicKeyInfo, p.cfg.ID, prm))
+	if errors.Is(err, attest.ErrUnavailable) {
+		p.log.Info("no attestation for the round-1 package", "ceremony", prm.CeremonyID, "err", err)
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ceremony: attestation: %w", err)
+	}
+	if ev == nil {
+		return nil, nil
+	}
+	return ev.Proto(), nil
+}
+
+// checkPeers judges every peer's attestation in set (see
+// [VerifyAttestation]); a refusal names the peer, reported by this
+// participant.
+func (p *Participant) checkPeers(ctx context.Context, prm Params, set Round1Set) error {
+	a := p.cfg.Attestation
+	if a.Verifier == nil && !a.Required {
+		return nil
+	}
+	for id := uint16(1); id <= prm.MaxSigners; id++ {
+		if id == p.cfg.ID {
+			continue
+		}
+		res, err := VerifyAttestation(ctx, set[id], prm, a.Verifier, a.Required)
+		var ce *CheatError
+		if errors.As(err, &ce) {
+			ce.Reporter = p.cfg.ID
+			return ce
+		}
+		if err != nil {
+			return err
+		}
+		if res != nil {
+			p.log.Info("peer attested", "ceremony", prm.CeremonyID, "peer", id, "measurement", res.Measurement)
+		}
+	}
+	return nil
+}
+
+func (p *Participant) exchange(ctx context.Context, req *ceremonyv1.ExchangeRequest) (*ceremonyv1.ExchangeResponse, error) {
 	s, err := p.lookup(req.GetCeremonyId())
 	if err != nil {
 		return nil, err
@@ -494,6 +556,12 @@ func (p *Participant) exchange(req *ceremonyv1.ExchangeRequest) (*ceremonyv1.Exc
 			return nil, p.fail(s, p.blameRelay(err))
 		}
 		set[id] = r
+	}
+	// After every package is authentic: a public fault is the relay's
+	// first. An attestation refusal is the sender's (its signature covers
+	// the evidence).
+	if err := p.checkPeers(ctx, prm, set); err != nil {
+		return nil, p.fail(s, err)
 	}
 	digest := set.Digest()
 	r2, err := s.dkg.Round2From(set.DKGMessages())

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	attestv1 "github.com/frostmint/frostmint/proto/frostmint/attest/v1"
 	ceremonyv1 "github.com/frostmint/frostmint/proto/frostmint/ceremony/v1"
 	"github.com/frostmint/frostmint/signer/frost"
 	"github.com/frostmint/frostmint/verifier/mtls"
@@ -27,9 +28,12 @@ import (
 // MaxParticipants bounds n.
 const MaxParticipants = 64
 
-// Bounds on signed bodies.
+// Bounds on signed bodies. A round-1 body holds up to about 2 KiB of DKG
+// commitments and proof, and the participant's attestation evidence (a
+// 1184-byte report and a certificate table of a few KiB): 48 KiB keeps
+// the Exchange request of 64 participants under gRPC's default 4 MiB.
 const (
-	maxRound1Body = 16 << 10
+	maxRound1Body = 48 << 10
 	maxRound2Body = 4 << 10
 )
 
@@ -162,8 +166,12 @@ type Round1 struct {
 	// DKG is the FROST DKG round-1 message.
 	DKG []byte
 	// BoxKey is the sender's X25519 key for this ceremony.
-	BoxKey  []byte
-	Package *ceremonyv1.Round1Package
+	BoxKey []byte
+	// Attestation is the sender's SEV-SNP evidence, covered by its
+	// signature but not checked by VerifyRound1 (see [VerifyAttestation]);
+	// nil when the package carries none.
+	Attestation *attestv1.Evidence
+	Package     *ceremonyv1.Round1Package
 }
 
 // PackageHash is SHA-256 over a round-1 package's body, signature and
@@ -188,6 +196,8 @@ func PackageHash(pkg *ceremonyv1.Round1Package) []byte {
 // a valid proof of knowledge. now, when not zero, is when the leaf must
 // also be valid (a live ceremony); transcripts are checked at p.StartedAt
 // only. With nil roots the chain is not anchored (see [VerifyTranscript]).
+// Attestation evidence in the body is covered by the signature check but
+// not judged here: see [VerifyAttestation].
 //
 // It fails with a *[CheatError] naming id as culprit and the relay as
 // reporter: the caller re-attributes it when it is not the relay.
@@ -240,8 +250,12 @@ func VerifyRound1(pkg *ceremonyv1.Round1Package, id uint16, p Params, roots *x50
 		}
 		return nil, cheat(id, ceremonyv1.Fault_FAULT_MALFORMED, "round-1 DKG message: %v", err)
 	}
+	ev := body.GetAttestation()
+	if len(ev.GetReport()) == 0 && len(ev.GetCertTable()) == 0 {
+		ev = nil
+	}
 	return &Round1{ID: id, Identity: ident, Chain: chain, Hash: PackageHash(pkg), DKG: body.GetDkgRound1(),
-		BoxKey: body.GetBoxPublicKey(), Package: pkg}, nil
+		BoxKey: body.GetBoxPublicKey(), Attestation: ev, Package: pkg}, nil
 }
 
 // Round1Set is the verified round-1 packages of a ceremony, by sender.

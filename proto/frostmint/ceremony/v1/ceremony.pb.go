@@ -25,10 +25,19 @@
 // (ECDSA signs the SHA-256 of that message, ASN.1 DER; Ed25519 the message.)
 // The signed bodies travel as bytes, so receivers check the signature over
 // exactly what was signed before parsing anything else.
+//
+// A signer in an AMD SEV-SNP guest puts its attestation evidence in its
+// round-1 body (Round1Body.attestation), so the evidence is covered by the
+// round-1 signature: the relay can neither strip nor swap it. The report's
+// REPORT_DATA binds the key that signs round 1, the participant id and this
+// ceremony (see signer/ceremony.ReportData); participants configured to
+// require attested peers abort with FAULT_ATTESTATION naming the sender of
+// a package without acceptable evidence.
 
 package ceremonyv1
 
 import (
+	v1 "github.com/frostmint/frostmint/proto/frostmint/attest/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -66,6 +75,12 @@ const (
 	// A message is authentic but disagrees with the ceremony (parameters,
 	// roster, round-1 view, transcript).
 	Fault_FAULT_MISMATCH Fault = 8
+	// A round-1 package's attestation is required and absent, or does not
+	// verify: untrusted chain, bound to another key, participant or
+	// ceremony, a measurement, TCB or guest policy that is not allowed. The
+	// evidence is covered by the sender's signature, so the sender is blamed
+	// whoever detects it.
+	Fault_FAULT_ATTESTATION Fault = 9
 )
 
 // Enum value maps for Fault.
@@ -80,6 +95,7 @@ var (
 		6: "FAULT_BAD_CIPHERTEXT",
 		7: "FAULT_BAD_SHARE",
 		8: "FAULT_MISMATCH",
+		9: "FAULT_ATTESTATION",
 	}
 	Fault_value = map[string]int32{
 		"FAULT_UNSPECIFIED":     0,
@@ -91,6 +107,7 @@ var (
 		"FAULT_BAD_CIPHERTEXT":  6,
 		"FAULT_BAD_SHARE":       7,
 		"FAULT_MISMATCH":        8,
+		"FAULT_ATTESTATION":     9,
 	}
 )
 
@@ -453,7 +470,13 @@ type Round1Body struct {
 	DkgRound1 []byte `protobuf:"bytes,7,opt,name=dkg_round1,json=dkgRound1,proto3" json:"dkg_round1,omitempty"`
 	// A fresh X25519 public key, for this ceremony only, to which the other
 	// participants encrypt their round-2 shares for this participant.
-	BoxPublicKey  []byte `protobuf:"bytes,8,opt,name=box_public_key,json=boxPublicKey,proto3" json:"box_public_key,omitempty"`
+	BoxPublicKey []byte `protobuf:"bytes,8,opt,name=box_public_key,json=boxPublicKey,proto3" json:"box_public_key,omitempty"`
+	// The participant's SEV-SNP attestation, when it has one: a report whose
+	// REPORT_DATA is attest.ReportDataSPKI(SPKI of the leaf certificate that
+	// signs this body, participant_id, the ceremony binding of
+	// signer/ceremony.AttestationBinding). Absent from signers without an
+	// SEV-SNP guest device; a body without it is what earlier versions sent.
+	Attestation   *v1.Evidence `protobuf:"bytes,9,opt,name=attestation,proto3" json:"attestation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -540,6 +563,13 @@ func (x *Round1Body) GetDkgRound1() []byte {
 func (x *Round1Body) GetBoxPublicKey() []byte {
 	if x != nil {
 		return x.BoxPublicKey
+	}
+	return nil
+}
+
+func (x *Round1Body) GetAttestation() *v1.Evidence {
+	if x != nil {
+		return x.Attestation
 	}
 	return nil
 }
@@ -1411,7 +1441,7 @@ var File_frostmint_ceremony_v1_ceremony_proto protoreflect.FileDescriptor
 
 const file_frostmint_ceremony_v1_ceremony_proto_rawDesc = "" +
 	"\n" +
-	"$frostmint/ceremony/v1/ceremony.proto\x12\x15frostmint.ceremony.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"P\n" +
+	"$frostmint/ceremony/v1/ceremony.proto\x12\x15frostmint.ceremony.v1\x1a frostmint/attest/v1/attest.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"P\n" +
 	"\vRosterEntry\x12%\n" +
 	"\x0eparticipant_id\x18\x01 \x01(\rR\rparticipantId\x12\x1a\n" +
 	"\bidentity\x18\x02 \x01(\tR\bidentity\"\xe5\x01\n" +
@@ -1429,7 +1459,7 @@ const file_frostmint_ceremony_v1_ceremony_proto_rawDesc = "" +
 	"\rRound1Package\x12\x12\n" +
 	"\x04body\x18\x01 \x01(\fR\x04body\x12\x1c\n" +
 	"\tsignature\x18\x02 \x01(\fR\tsignature\x12+\n" +
-	"\x11certificate_chain\x18\x03 \x03(\fR\x10certificateChain\"\xa5\x02\n" +
+	"\x11certificate_chain\x18\x03 \x03(\fR\x10certificateChain\"\xe6\x02\n" +
 	"\n" +
 	"Round1Body\x12\x1f\n" +
 	"\vceremony_id\x18\x01 \x01(\tR\n" +
@@ -1442,7 +1472,8 @@ const file_frostmint_ceremony_v1_ceremony_proto_rawDesc = "" +
 	"\rroster_sha256\x18\x06 \x01(\fR\frosterSha256\x12\x1d\n" +
 	"\n" +
 	"dkg_round1\x18\a \x01(\fR\tdkgRound1\x12$\n" +
-	"\x0ebox_public_key\x18\b \x01(\fR\fboxPublicKey\"t\n" +
+	"\x0ebox_public_key\x18\b \x01(\fR\fboxPublicKey\x12?\n" +
+	"\vattestation\x18\t \x01(\v2\x1d.frostmint.attest.v1.EvidenceR\vattestation\"t\n" +
 	"\x0fExchangeRequest\x12\x1f\n" +
 	"\vceremony_id\x18\x01 \x01(\tR\n" +
 	"ceremonyId\x12@\n" +
@@ -1512,7 +1543,7 @@ const file_frostmint_ceremony_v1_ceremony_proto_rawDesc = "" +
 	"\x03kid\x18\x06 \x01(\tR\x03kid\x12(\n" +
 	"\x10group_public_key\x18\a \x01(\fR\x0egroupPublicKey\x122\n" +
 	"\x05blame\x18\b \x01(\v2\x1c.frostmint.ceremony.v1.BlameR\x05blame\x12\x16\n" +
-	"\x06detail\x18\t \x01(\tR\x06detail*\xd9\x01\n" +
+	"\x06detail\x18\t \x01(\tR\x06detail*\xf0\x01\n" +
 	"\x05Fault\x12\x15\n" +
 	"\x11FAULT_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fFAULT_MALFORMED\x10\x01\x12\x19\n" +
@@ -1522,7 +1553,8 @@ const file_frostmint_ceremony_v1_ceremony_proto_rawDesc = "" +
 	"\x0fFAULT_BAD_PROOF\x10\x05\x12\x18\n" +
 	"\x14FAULT_BAD_CIPHERTEXT\x10\x06\x12\x13\n" +
 	"\x0fFAULT_BAD_SHARE\x10\a\x12\x12\n" +
-	"\x0eFAULT_MISMATCH\x10\b*\xcd\x01\n" +
+	"\x0eFAULT_MISMATCH\x10\b\x12\x15\n" +
+	"\x11FAULT_ATTESTATION\x10\t*\xcd\x01\n" +
 	"\tEventKind\x12\x1a\n" +
 	"\x16EVENT_KIND_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12EVENT_KIND_STARTED\x10\x01\x12\x15\n" +
@@ -1578,35 +1610,37 @@ var file_frostmint_ceremony_v1_ceremony_proto_goTypes = []any{
 	(*RunRequest)(nil),            // 19: frostmint.ceremony.v1.RunRequest
 	(*RunResponse)(nil),           // 20: frostmint.ceremony.v1.RunResponse
 	(*timestamppb.Timestamp)(nil), // 21: google.protobuf.Timestamp
+	(*v1.Evidence)(nil),           // 22: frostmint.attest.v1.Evidence
 }
 var file_frostmint_ceremony_v1_ceremony_proto_depIdxs = []int32{
 	2,  // 0: frostmint.ceremony.v1.BeginRequest.roster:type_name -> frostmint.ceremony.v1.RosterEntry
 	21, // 1: frostmint.ceremony.v1.BeginRequest.started_at:type_name -> google.protobuf.Timestamp
 	5,  // 2: frostmint.ceremony.v1.BeginResponse.package:type_name -> frostmint.ceremony.v1.Round1Package
-	5,  // 3: frostmint.ceremony.v1.ExchangeRequest.packages:type_name -> frostmint.ceremony.v1.Round1Package
-	9,  // 4: frostmint.ceremony.v1.ExchangeResponse.envelopes:type_name -> frostmint.ceremony.v1.Round2Envelope
-	9,  // 5: frostmint.ceremony.v1.FinishRequest.envelopes:type_name -> frostmint.ceremony.v1.Round2Envelope
-	13, // 6: frostmint.ceremony.v1.CommitRequest.signatures:type_name -> frostmint.ceremony.v1.TranscriptSignature
-	0,  // 7: frostmint.ceremony.v1.Blame.fault:type_name -> frostmint.ceremony.v1.Fault
-	1,  // 8: frostmint.ceremony.v1.RunResponse.kind:type_name -> frostmint.ceremony.v1.EventKind
-	18, // 9: frostmint.ceremony.v1.RunResponse.blame:type_name -> frostmint.ceremony.v1.Blame
-	3,  // 10: frostmint.ceremony.v1.CeremonyParticipantService.Begin:input_type -> frostmint.ceremony.v1.BeginRequest
-	7,  // 11: frostmint.ceremony.v1.CeremonyParticipantService.Exchange:input_type -> frostmint.ceremony.v1.ExchangeRequest
-	11, // 12: frostmint.ceremony.v1.CeremonyParticipantService.Finish:input_type -> frostmint.ceremony.v1.FinishRequest
-	14, // 13: frostmint.ceremony.v1.CeremonyParticipantService.Commit:input_type -> frostmint.ceremony.v1.CommitRequest
-	16, // 14: frostmint.ceremony.v1.CeremonyParticipantService.Abort:input_type -> frostmint.ceremony.v1.AbortRequest
-	19, // 15: frostmint.ceremony.v1.CeremonyService.Run:input_type -> frostmint.ceremony.v1.RunRequest
-	4,  // 16: frostmint.ceremony.v1.CeremonyParticipantService.Begin:output_type -> frostmint.ceremony.v1.BeginResponse
-	8,  // 17: frostmint.ceremony.v1.CeremonyParticipantService.Exchange:output_type -> frostmint.ceremony.v1.ExchangeResponse
-	12, // 18: frostmint.ceremony.v1.CeremonyParticipantService.Finish:output_type -> frostmint.ceremony.v1.FinishResponse
-	15, // 19: frostmint.ceremony.v1.CeremonyParticipantService.Commit:output_type -> frostmint.ceremony.v1.CommitResponse
-	17, // 20: frostmint.ceremony.v1.CeremonyParticipantService.Abort:output_type -> frostmint.ceremony.v1.AbortResponse
-	20, // 21: frostmint.ceremony.v1.CeremonyService.Run:output_type -> frostmint.ceremony.v1.RunResponse
-	16, // [16:22] is the sub-list for method output_type
-	10, // [10:16] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	22, // 3: frostmint.ceremony.v1.Round1Body.attestation:type_name -> frostmint.attest.v1.Evidence
+	5,  // 4: frostmint.ceremony.v1.ExchangeRequest.packages:type_name -> frostmint.ceremony.v1.Round1Package
+	9,  // 5: frostmint.ceremony.v1.ExchangeResponse.envelopes:type_name -> frostmint.ceremony.v1.Round2Envelope
+	9,  // 6: frostmint.ceremony.v1.FinishRequest.envelopes:type_name -> frostmint.ceremony.v1.Round2Envelope
+	13, // 7: frostmint.ceremony.v1.CommitRequest.signatures:type_name -> frostmint.ceremony.v1.TranscriptSignature
+	0,  // 8: frostmint.ceremony.v1.Blame.fault:type_name -> frostmint.ceremony.v1.Fault
+	1,  // 9: frostmint.ceremony.v1.RunResponse.kind:type_name -> frostmint.ceremony.v1.EventKind
+	18, // 10: frostmint.ceremony.v1.RunResponse.blame:type_name -> frostmint.ceremony.v1.Blame
+	3,  // 11: frostmint.ceremony.v1.CeremonyParticipantService.Begin:input_type -> frostmint.ceremony.v1.BeginRequest
+	7,  // 12: frostmint.ceremony.v1.CeremonyParticipantService.Exchange:input_type -> frostmint.ceremony.v1.ExchangeRequest
+	11, // 13: frostmint.ceremony.v1.CeremonyParticipantService.Finish:input_type -> frostmint.ceremony.v1.FinishRequest
+	14, // 14: frostmint.ceremony.v1.CeremonyParticipantService.Commit:input_type -> frostmint.ceremony.v1.CommitRequest
+	16, // 15: frostmint.ceremony.v1.CeremonyParticipantService.Abort:input_type -> frostmint.ceremony.v1.AbortRequest
+	19, // 16: frostmint.ceremony.v1.CeremonyService.Run:input_type -> frostmint.ceremony.v1.RunRequest
+	4,  // 17: frostmint.ceremony.v1.CeremonyParticipantService.Begin:output_type -> frostmint.ceremony.v1.BeginResponse
+	8,  // 18: frostmint.ceremony.v1.CeremonyParticipantService.Exchange:output_type -> frostmint.ceremony.v1.ExchangeResponse
+	12, // 19: frostmint.ceremony.v1.CeremonyParticipantService.Finish:output_type -> frostmint.ceremony.v1.FinishResponse
+	15, // 20: frostmint.ceremony.v1.CeremonyParticipantService.Commit:output_type -> frostmint.ceremony.v1.CommitResponse
+	17, // 21: frostmint.ceremony.v1.CeremonyParticipantService.Abort:output_type -> frostmint.ceremony.v1.AbortResponse
+	20, // 22: frostmint.ceremony.v1.CeremonyService.Run:output_type -> frostmint.ceremony.v1.RunResponse
+	17, // [17:23] is the sub-list for method output_type
+	11, // [11:17] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_frostmint_ceremony_v1_ceremony_proto_init() }

@@ -25,6 +25,14 @@
 // (ECDSA signs the SHA-256 of that message, ASN.1 DER; Ed25519 the message.)
 // The signed bodies travel as bytes, so receivers check the signature over
 // exactly what was signed before parsing anything else.
+//
+// A signer in an AMD SEV-SNP guest puts its attestation evidence in its
+// round-1 body (Round1Body.attestation), so the evidence is covered by the
+// round-1 signature: the relay can neither strip nor swap it. The report's
+// REPORT_DATA binds the key that signs round 1, the participant id and this
+// ceremony (see signer/ceremony.ReportData); participants configured to
+// require attested peers abort with FAULT_ATTESTATION naming the sender of
+// a package without acceptable evidence.
 
 package ceremonyv1
 
@@ -72,7 +80,9 @@ type CeremonyParticipantServiceClient interface {
 	// Exchange takes every participant's round-1 package (this signer's own
 	// included, ordered by participant id) and returns this signer's round-2
 	// envelopes, one per other participant. Errors: ABORTED (Blame) when a
-	// package is not authentic or inconsistent with the ceremony.
+	// package is not authentic or inconsistent with the ceremony, or carries
+	// attestation this signer refuses (or none, when it requires attested
+	// peers).
 	Exchange(ctx context.Context, in *ExchangeRequest, opts ...grpc.CallOption) (*ExchangeResponse, error)
 	// Finish takes the round-2 envelopes addressed to this signer (one from
 	// every other participant), derives its key share, and returns the group
@@ -175,7 +185,9 @@ type CeremonyParticipantServiceServer interface {
 	// Exchange takes every participant's round-1 package (this signer's own
 	// included, ordered by participant id) and returns this signer's round-2
 	// envelopes, one per other participant. Errors: ABORTED (Blame) when a
-	// package is not authentic or inconsistent with the ceremony.
+	// package is not authentic or inconsistent with the ceremony, or carries
+	// attestation this signer refuses (or none, when it requires attested
+	// peers).
 	Exchange(context.Context, *ExchangeRequest) (*ExchangeResponse, error)
 	// Finish takes the round-2 envelopes addressed to this signer (one from
 	// every other participant), derives its key share, and returns the group
