@@ -349,6 +349,11 @@ func TestDaemonConfigs(t *testing.T) {
 						} else if !strings.HasPrefix(cfg.Keystore, "piv:") {
 							t.Errorf("%s: keystore %s names no secret source", p.workload, cfg.Keystore)
 						}
+						if v := cfg.Attestation.Verifier; v != nil {
+							for _, root := range v.Roots {
+								need(root.File, false)
+							}
+						}
 						checkPorts(t, p, map[string]string{"grpc": cfg.Listen, "metrics": cfg.MetricsListen})
 					case "gateway.json":
 						cfg, err := gateway.ParseConfig([]byte(data))
@@ -905,8 +910,22 @@ func TestAttestationValues(t *testing.T) {
 						if err != nil {
 							t.Fatal(err)
 						}
-						if cfg.Attestation.Provider != tc.provider {
-							t.Errorf("%s: attestation provider %q, want %q", p.workload, cfg.Attestation.Provider, tc.provider)
+						a := cfg.Attestation
+						if a.Provider != tc.provider {
+							t.Errorf("%s: attestation provider %q, want %q", p.workload, a.Provider, tc.provider)
+						}
+						// attestation.verify.peers: the same check of the peers
+						// in ceremonies, but never KDS (signers have no egress).
+						if a.PeersRequired != tc.verify || (a.Verifier != nil) != tc.verify {
+							t.Fatalf("%s: peers_required %v, verifier %+v; want both iff verify", p.workload, a.PeersRequired, a.Verifier)
+						}
+						if a.Verifier != nil {
+							if a.Verifier.KDS != nil || len(a.Verifier.Measurements) != 1 || len(a.Verifier.Roots) != 1 {
+								t.Errorf("%s: signer verifier %+v, want the coordinator's settings without kds", p.workload, a.Verifier)
+							}
+							if m, ok := mountFor(p.spec.Containers[0], a.Verifier.Roots[0].File); !ok || !m.ReadOnly || m.Name != "attest-roots" {
+								t.Errorf("%s: roots file %s not mounted read-only from the roots ConfigMap", p.workload, a.Verifier.Roots[0].File)
+							}
 						}
 					}
 				}

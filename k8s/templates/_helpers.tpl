@@ -330,7 +330,12 @@ cache at fixed paths, mounted by the coordinator Deployment).
 {{- $_ := set $ver "roots" $roots -}}
 {{- end -}}
 {{- if $v.kds }}{{ $_ := set $ver "kds" (dict "cache_dir" (include "frostmint.paths.kdsCache" .)) }}{{ end -}}
+{{- if .forSigners -}}
+{{- $_ := unset $ver "kds" -}}
+{{- toJson (dict "provider" .Values.attestation.provider "verifier" $ver "peers_required" true) -}}
+{{- else -}}
 {{- $att := dict "required" (ternary $v.required true (hasKey $v "required")) "verifier" $ver -}}
 {{- with $v.recheck }}{{ $_ := set $att "recheck" . }}{{ end -}}
 {{- toJson $att -}}
+{{- end -}}
 {{- end -}}

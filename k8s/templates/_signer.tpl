@@ -70,6 +70,9 @@ spec:
         - {name: pin, mountPath: {{ include "frostmint.paths.secret" $root }}, readOnly: true}
         {{- end }}
         - {name: data, mountPath: {{ $data }}}
+        {{- with $root.Values.attestation.verify }}{{ if and .peers .rootsConfigMap }}
+        - {name: attest-roots, mountPath: {{ include "frostmint.paths.attestRoots" $root }}, readOnly: true}
+        {{- end }}{{ end }}
         {{- include "frostmint.sharedMounts" $root | nindent 8 }}
         {{- with $s.extraVolumeMounts }}{{ toYaml . | nindent 8 }}{{ end }}
   volumes:
@@ -104,6 +107,11 @@ spec:
     - name: data
       emptyDir: {}
     {{- end }}
+    {{- with $root.Values.attestation.verify }}{{ if and .peers .rootsConfigMap }}
+    - name: attest-roots
+      configMap:
+        name: {{ .rootsConfigMap }}
+    {{- end }}{{ end }}
     {{- include "frostmint.sharedVolumes" $root | nindent 4 }}
     {{- with $s.extraVolumes }}{{ toYaml . | nindent 4 }}{{ end }}
 {{- end -}}
