@@ -204,3 +204,34 @@ func TestConfig(t *testing.T) {
 		t.Errorf("default config without measurements: %v", err)
 	}
 }
+
+// BenchmarkVerify is one full check of a report (chain, signature,
+// binding, measurement, TCB, policy): what the coordinator spends per
+// signer connection or key change, never per mint.
+func BenchmarkVerify(b *testing.B) {
+	fake := attesttest.New(b)
+	key := newKey(b)
+	rd := binding(b, key, 1, "policy-hash")
+	ev, err := fake.Evidence(rd)
+	if err != nil {
+		b.Fatal(err)
+	}
+	v := mustVerifier(b, fake.Config())
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := v.Verify(ctx, ev, rd); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkReportData is the binding's hash.
+func BenchmarkReportData(b *testing.B) {
+	key := newKey(b)
+	for b.Loop() {
+		if _, err := attest.ReportData(key.Public(), 1, "policy-hash"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

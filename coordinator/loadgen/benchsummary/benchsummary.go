@@ -59,6 +59,7 @@ var goBenches = []goBench{
 	{"/coordinator", "BenchmarkMint2of3", "ns/op", "coordinator_mint_2of3_inprocess", "us", 1e-3},
 	{"/coordinator", "BenchmarkBaselineEd25519Sign", "ns/op", "ed25519_sign", "us", 1e-3},
 	{"/verifier", "BenchmarkEd25519VerifyBaseline", "ns/op", "ed25519_verify", "us", 1e-3},
+	{"/attest", "BenchmarkVerify", "ns/op", "attest_verify", "us", 1e-3},
 }
 
 // harnessLine is a `frostmint bench --summary` line.
