@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/rand"
@@ -437,16 +438,32 @@ func TestOIDCCallers(t *testing.T) {
 // deleting a line is detected by `frostmint audit verify`.
 func TestAuditLogs(t *testing.T) {
 	mint(t)
+	mint(t) // at least two records, run alone too
 	out, errOut, code := cli(t, "", append([]string{"audit", "verify"}, cluster.AuditLogs...)...)
 	if code != 0 {
 		t.Fatalf("audit verify: exit %d: %s %s", code, out, errOut)
 	}
 	src := cluster.AuditLogs[0]
-	b, err := os.ReadFile(src)
-	if err != nil {
-		t.Fatal(err)
+	// The head is written in the background a moment after appends pause
+	// (policy/audit): wait until it counts every line, or deleting the
+	// last line could go unnoticed, by design, in that window.
+	var b, head []byte
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var err error
+		if b, err = os.ReadFile(src); err != nil {
+			t.Fatal(err)
+		}
+		head, _ = os.ReadFile(src + ".head")
+		var h struct {
+			Seq int64 `json:"seq"`
+		}
+		if json.Unmarshal(head, &h) == nil && h.Seq == int64(bytes.Count(b, []byte("\n"))) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the head %q does not count the log's %d lines after 10s", head, bytes.Count(b, []byte("\n")))
+		}
 	}
-	head, _ := os.ReadFile(src + ".head")
 	tmp := t.TempDir()
 	check := func(name string, content []byte) {
 		p := filepath.Join(tmp, name)
