@@ -461,3 +461,90 @@ func TestRunRefusesParameters(t *testing.T) {
 		t.Fatal("a relay without roots was accepted")
 	}
 }
+
+// liar is a participant that, at one stage, answers with a blame of its
+// choosing instead of taking part.
+type liar struct {
+	relay.Participant
+	stage string
+	blame *sceremony.CheatError
+}
+
+func (l *liar) lie(stage string) error {
+	if stage != l.stage {
+		return nil
+	}
+	b := *l.blame
+	return &b
+}
+
+func (l *liar) Begin(ctx context.Context, r *ceremonyv1.BeginRequest) (*ceremonyv1.BeginResponse, error) {
+	if err := l.lie("begin"); err != nil {
+		return nil, err
+	}
+	return l.Participant.Begin(ctx, r)
+}
+
+func (l *liar) Exchange(ctx context.Context, r *ceremonyv1.ExchangeRequest) (*ceremonyv1.ExchangeResponse, error) {
+	if err := l.lie("exchange"); err != nil {
+		return nil, err
+	}
+	return l.Participant.Exchange(ctx, r)
+}
+
+func (l *liar) Finish(ctx context.Context, r *ceremonyv1.FinishRequest) (*ceremonyv1.FinishResponse, error) {
+	if err := l.lie("finish"); err != nil {
+		return nil, err
+	}
+	return l.Participant.Finish(ctx, r)
+}
+
+// TestParticipantBlameJudged: the relay names as reporter the participant
+// it heard a blame from, whatever the blame says, and a participant that
+// blames a peer for what only the relay could have let through (a public
+// fault it checked), or at a stage where it cannot judge it, is blamed
+// itself.
+func TestParticipantBlameJudged(t *testing.T) {
+	const (
+		attestation = ceremonyv1.Fault_FAULT_ATTESTATION
+		badShare    = ceremonyv1.Fault_FAULT_BAD_SHARE
+		ciphertext  = ceremonyv1.Fault_FAULT_BAD_CIPHERTEXT
+		badSig      = ceremonyv1.Fault_FAULT_BAD_SIGNATURE
+		mismatch    = ceremonyv1.Fault_FAULT_MISMATCH
+	)
+	for _, tc := range []struct {
+		name              string
+		stage             string
+		claim             sceremony.CheatError
+		culprit, reporter uint16
+		fault             ceremonyv1.Fault
+	}{
+		{"share blamed on a peer at finish", "finish", sceremony.CheatError{Culprit: 3, Reporter: 1, Fault: badShare}, 3, 1, badShare},
+		{"ciphertext blamed on a peer at finish", "finish", sceremony.CheatError{Culprit: 2, Reporter: 1, Fault: ciphertext}, 2, 1, ciphertext},
+		{"attestation blamed on a peer at exchange", "exchange", sceremony.CheatError{Culprit: 3, Reporter: 1, Fault: attestation}, 3, 1, attestation},
+		{"relay blamed", "exchange", sceremony.CheatError{Culprit: sceremony.Relay, Reporter: 1, Fault: badSig}, sceremony.Relay, 1, badSig},
+		{"reporter forged as the relay", "finish", sceremony.CheatError{Culprit: 3, Reporter: sceremony.Relay, Fault: badShare}, 3, 1, badShare},
+		{"reporter forged as a peer", "exchange", sceremony.CheatError{Culprit: sceremony.Relay, Reporter: 2, Fault: badSig}, sceremony.Relay, 1, badSig},
+		{"public fault blamed on a peer", "finish", sceremony.CheatError{Culprit: 3, Reporter: 1, Fault: badSig}, 1, sceremony.Relay, mismatch},
+		{"share blamed on a peer at begin", "begin", sceremony.CheatError{Culprit: 2, Reporter: 1, Fault: badShare}, 1, sceremony.Relay, mismatch},
+		{"attestation blamed on a peer at finish", "finish", sceremony.CheatError{Culprit: 2, Reporter: 1, Fault: attestation}, 1, sceremony.Relay, mismatch},
+		{"no such peer", "finish", sceremony.CheatError{Culprit: 9, Reporter: 1, Fault: badShare}, 1, sceremony.Relay, mismatch},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := ceremonytest.Start(t, ceremonytest.Options{N: 3})
+			parts := c.Participants(t)
+			tc.claim.Reason = "made up"
+			parts[1] = &liar{Participant: parts[1], stage: tc.stage, blame: &tc.claim}
+			_, err := c.Relay(t, 20*time.Second).Run(context.Background(), parts, 2, nil)
+			var ce *sceremony.CheatError
+			if !errors.As(err, &ce) || ce.Culprit != tc.culprit || ce.Reporter != tc.reporter || ce.Fault != tc.fault {
+				t.Fatalf("got %v, want participant %d blamed for %v by %d", err, tc.culprit, tc.fault, tc.reporter)
+			}
+			var ae *relay.AbortError
+			if !errors.As(err, &ae) || ae.Stage != tc.stage || ae.Participant != 1 {
+				t.Fatalf("got %v, want an abort at %s by participant 1", err, tc.stage)
+			}
+			waitIdle(t, c)
+		})
+	}
+}

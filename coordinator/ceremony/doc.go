@@ -12,7 +12,11 @@
 // participants blame the relay for any public fault they detect, and the
 // relay blame the sender of any public fault it detects (it arrived over
 // that sender's authenticated channel): the culprit of an aborted ceremony
-// is always named. Each round is bounded by a timeout; on any failure
+// is always named. A blame a participant returns is recorded as reported
+// by that participant, whatever it claims; one that names a peer for a
+// fault the relay itself checked (anything but the peer's attestation at
+// exchange, or its ciphertext or share at finish) is false, and names the
+// participant that made it. Each round is bounded by a timeout; on any failure
 // every participant is told to abort and wipes its secrets.
 //
 // With [Config.Attestation], the relay also judges the SEV-SNP evidence in

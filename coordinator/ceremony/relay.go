@@ -434,12 +434,37 @@ func (c *ceremony) callError(ctx context.Context, stage string, id uint16, err e
 	var ce *sceremony.CheatError
 	switch {
 	case errors.As(err, &ce):
+		err = c.participantBlame(stage, id, ce)
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		err = fmt.Errorf("participant %d did not answer within %s: %w", id, c.r.cfg.RoundTimeout, context.DeadlineExceeded)
 	default:
 		err = fmt.Errorf("participant %d: %w", id, err)
 	}
 	return &AbortError{CeremonyID: c.prm.CeremonyID, Stage: stage, Participant: id, Err: err}
+}
+
+// participantBlame judges the blame participant id returned at stage. The
+// relay heard it from id, so id is the reporter whatever the message
+// says. The relay checked everything public before forwarding it, so an
+// honest participant names a peer only for what needs its own secret or
+// judgement: at exchange, the peer's attestation; at finish, the peer's
+// ciphertext or share. Any other blame of a peer (or of no such
+// participant) is false, and its reporter is the culprit.
+func (c *ceremony) participantBlame(stage string, id uint16, ce *sceremony.CheatError) *sceremony.CheatError {
+	out := *ce
+	out.Reporter = id
+	if out.Culprit == sceremony.Relay || out.Culprit == id {
+		return &out
+	}
+	f := out.Fault
+	if out.Culprit <= c.prm.MaxSigners &&
+		(stage == "exchange" && f == ceremonyv1.Fault_FAULT_ATTESTATION ||
+			stage == "finish" && (f == ceremonyv1.Fault_FAULT_BAD_CIPHERTEXT || f == ceremonyv1.Fault_FAULT_BAD_SHARE)) {
+		return &out
+	}
+	return &sceremony.CheatError{Culprit: id, Reporter: sceremony.Relay, Fault: ceremonyv1.Fault_FAULT_MISMATCH,
+		Reason: fmt.Sprintf("it blamed participant %d for %s at %s, which the relay had checked or which it cannot judge: %s",
+			out.Culprit, sceremony.FaultName(f), stage, out.Reason)}
 }
 
 // abortAll tells every participant to abort, at once, whatever ctx the
