@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"testing"
@@ -266,23 +267,85 @@ func TestVerifyDir(t *testing.T) {
 			t.Fatalf("got %v", err)
 		}
 	})
-	t.Run("group file of another key", func(t *testing.T) {
-		other := filepath.Join(t.TempDir(), filepath.Base(dir))
-		copyDir(t, dir, other)
-		g, err := frost.ReadGroupFile(filepath.Join(other, ceremony.GroupFile))
+	g, err := frost.ReadGroupFile(filepath.Join(dir, ceremony.GroupFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		group func() frost.PublicGroup
+		loads bool // the group file is a valid group: VerifyDir's comparison must refuse it
+	}{
+		{"group file with shares swapped", func() frost.PublicGroup {
+			pub := g.Public()
+			pub.Shares = maps.Clone(pub.Shares)
+			pub.Shares[1], pub.Shares[2] = pub.Shares[2], pub.Shares[1]
+			return pub
+		}, false},
+		{"group file of another key", func() frost.PublicGroup { return otherGroup(t) }, true},
+		{"group file of another threshold", func() frost.PublicGroup {
+			pub := g.Public()
+			pub.Threshold = 3
+			return pub
+		}, true},
+		{"group file with another key's share", func() frost.PublicGroup {
+			pub := g.Public()
+			pub.Shares = maps.Clone(pub.Shares)
+			pub.Shares[3] = otherGroup(t).Shares[3]
+			return pub
+		}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			other := filepath.Join(t.TempDir(), filepath.Base(dir))
+			copyDir(t, dir, other)
+			b, err := json.Marshal(tc.group())
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(other, ceremony.GroupFile)
+			if err := os.WriteFile(path, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := frost.ReadGroupFile(path); (err == nil) != tc.loads {
+				t.Fatalf("ReadGroupFile: %v", err)
+			}
+			if _, err := ceremony.VerifyDir(other, c.Roots); !errors.Is(err, ceremony.ErrTranscript) {
+				t.Fatalf("got %v, want ErrTranscript", err)
+			}
+		})
+	}
+}
+
+// otherGroup is the public group of a fresh 2-of-3 key.
+func otherGroup(t *testing.T) frost.PublicGroup {
+	t.Helper()
+	ds := make([]*frost.DKG, 3)
+	r1 := make([][]byte, 3)
+	for i := range ds {
+		d, err := frost.NewDKG(uint16(i+1), 2, 3)
 		if err != nil {
 			t.Fatal(err)
 		}
-		pub := g.Public()
-		pub.Shares[1], pub.Shares[2] = pub.Shares[2], pub.Shares[1]
-		b, _ := json.Marshal(pub)
-		if err := os.WriteFile(filepath.Join(other, ceremony.GroupFile), b, 0o644); err != nil {
+		if r1[i], err = d.Round1(); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := ceremony.VerifyDir(other, c.Roots); err == nil {
-			t.Fatal("accepted")
+		ds[i] = d
+	}
+	inbox := make([][]byte, 0, 2)
+	for i, d := range ds {
+		out, err := d.Round2(r1)
+		if err != nil {
+			t.Fatal(err)
 		}
-	})
+		if i != 0 {
+			inbox = append(inbox, out[1])
+		}
+	}
+	ks, err := ds[0].Finalize(inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ks.Public
 }
 
 func copyDir(t *testing.T, from, to string) {
