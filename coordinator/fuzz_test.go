@@ -265,7 +265,9 @@ func FuzzPoolFill(f *testing.F) {
 		ctx := context.Background()
 		p.checkBoot(ctx, time.Second)
 		before := p.len()
-		err = p.fill(ctx, time.Second, k)
+		p.refill.Lock()
+		_, err = p.fetch(ctx, time.Second, k, p.size-before, 0)
+		p.refill.Unlock()
 		if err != nil {
 			if healthy, _, lastErr := p.status(); healthy || lastErr == nil || p.len() != before {
 				t.Fatalf("a refused answer (%v) left the pool healthy %v, error %v, with %d commitments (had %d)",

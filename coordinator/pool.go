@@ -272,20 +272,12 @@ func (p *pool) status() (healthy bool, n int, lastErr error) {
 	return p.healthy, len(p.items), p.lastErr
 }
 
-// fill tops the pool up to its size with commitments of key k, with one
-// Commit call. A signer whose boot id changed lost its nonces, so the pool
-// is dropped first.
-func (p *pool) fill(ctx context.Context, timeout time.Duration, k *activeKey) error {
-	p.refill.Lock()
-	defer p.refill.Unlock()
-	_, err := p.fetch(ctx, timeout, k, p.size-p.len(), 0)
-	return err
-}
-
 // fetch gets need commitments of key k from the signer, with one Commit
 // call, returns keep of them to the caller and adds the others to the
-// pool; need ≤ 0 does nothing. Callers hold p.refill. (The background
-// refill and the hot path ask for a few at a time: see refill.go.)
+// pool; need ≤ 0 does nothing. A signer whose boot id changed lost its
+// nonces, so the pool is dropped before the new ones are added. Callers
+// hold p.refill. (The background refill and the hot path ask for a few at
+// a time: see refill.go.)
 func (p *pool) fetch(ctx context.Context, timeout time.Duration, k *activeKey, need, keep int) ([]frost.Commitment, error) {
 	if need <= 0 {
 		return nil, nil
