@@ -21,6 +21,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -634,9 +635,10 @@ func pivManagementKey(o PIVEnrollOptions) ([]byte, error) {
 	}
 	defer wipe(h)
 	h = bytes.TrimSpace(h)
+	// hex.Decode writes into key and allocates nothing; its error, which
+	// names the offending byte, is dropped.
 	key := make([]byte, len(h)/2)
-	if n, err := hexDecode(key, h); err != nil || n != len(key) || len(h)%2 != 0 ||
-		(len(key) != 16 && len(key) != 24 && len(key) != 32) {
+	if _, err := hex.Decode(key, h); err != nil || (len(key) != 16 && len(key) != 24 && len(key) != 32) {
 		wipe(key)
 		return nil, fmt.Errorf("%w: piv: the management key must be 32, 48 or 64 hex digits", ErrConfig)
 	}
@@ -645,30 +647,4 @@ func pivManagementKey(o PIVEnrollOptions) ([]byte, error) {
 		return nil, fmt.Errorf("%w: piv: the card still has the factory management key; change it (ykman piv access change-management-key) or, for tests, set AllowDefaultManagementKey", ErrConfig)
 	}
 	return key, nil
-}
-
-// hexDecode decodes hex without allocating copies of the secret.
-func hexDecode(dst, src []byte) (int, error) {
-	val := func(c byte) (byte, bool) {
-		switch {
-		case '0' <= c && c <= '9':
-			return c - '0', true
-		case 'a' <= c && c <= 'f':
-			return c - 'a' + 10, true
-		case 'A' <= c && c <= 'F':
-			return c - 'A' + 10, true
-		}
-		return 0, false
-	}
-	n := 0
-	for i := 0; i+1 < len(src) && n < len(dst); i += 2 {
-		hi, ok1 := val(src[i])
-		lo, ok2 := val(src[i+1])
-		if !ok1 || !ok2 {
-			return n, errors.New("not hex")
-		}
-		dst[n] = hi<<4 | lo
-		n++
-	}
-	return n, nil
 }
