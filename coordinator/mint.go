@@ -60,7 +60,8 @@ func (s *Server) Mint(ctx context.Context, req *mintv1.MintRequest) (_ *mintv1.M
 	pol := signer.Snapshot(s.policy)
 	rec := audit.Record{Daemon: "coordinator", RequestID: rid, PolicyHash: pol.Hash()}
 	ctx, done := s.obs.startMint(ctx, rid)
-	defer func() { done(&rec, err) }()
+	var auditErr error
+	defer func() { done(&rec, err, auditErr != nil) }()
 	resp, err := s.mint(ctx, log, pol, rid, req, &rec)
 	if err != nil {
 		var d *denial
@@ -72,15 +73,15 @@ func (s *Server) Mint(ctx context.Context, req *mintv1.MintRequest) (_ *mintv1.M
 		if len(rec.Reasons) == 0 {
 			rec.Reasons = []string{d.msg}
 		}
-		if aerr := s.appendAudit(ctx, rec); aerr != nil {
-			log.Error("audit write failed", "err", aerr)
+		if auditErr = s.appendAudit(ctx, rec); auditErr != nil {
+			log.Error("audit write failed", "err", auditErr)
 			return nil, status.Errorf(codes.Unavailable, "the coordinator cannot write its audit log; request %s", rid)
 		}
 		return nil, status.Error(d.code, d.msg)
 	}
 	rec.Decision = "allow"
-	if err := s.appendAudit(ctx, rec); err != nil {
-		log.Error("audit write failed; token withheld", "err", err)
+	if auditErr = s.appendAudit(ctx, rec); auditErr != nil {
+		log.Error("audit write failed; token withheld", "err", auditErr)
 		return nil, status.Errorf(codes.Unavailable, "the coordinator cannot write its audit log; request %s", rid)
 	}
 	return resp, nil

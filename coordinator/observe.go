@@ -275,23 +275,16 @@ func (s *Server) Ready(context.Context) error {
 	return nil
 }
 
-// mintState is what the stages of one mint tell its end.
-type mintState struct{ auditFailed bool }
-
-type mintStateKey struct{}
-
 // startMint starts the span of one Mint; the function it returns ends it
-// and counts the outcome, from the audit record and the error returned to
-// the caller.
-func (o *observer) startMint(ctx context.Context, rid string) (context.Context, func(rec *audit.Record, err error)) {
+// and counts the outcome, from the audit record, the error returned to
+// the caller and whether that record could not be written.
+func (o *observer) startMint(ctx context.Context, rid string) (context.Context, func(rec *audit.Record, err error, auditFailed bool)) {
 	start := time.Now()
 	ctx, span := o.tracer.Start(ctx, "coordinator.Mint", trace.WithAttributes(attribute.String("frostmint.request_id", rid)))
-	st := &mintState{}
-	ctx = context.WithValue(ctx, mintStateKey{}, st)
-	return ctx, func(rec *audit.Record, err error) {
+	return ctx, func(rec *audit.Record, err error, auditFailed bool) {
 		outcome, reason := "minted", "ok"
 		switch {
-		case st.auditFailed:
+		case auditFailed:
 			outcome, reason = "error", "audit_unavailable"
 		case err != nil:
 			outcome, reason = "refused", telemetry.Code(rec.Code)
@@ -403,9 +396,6 @@ func (s *Server) appendAudit(ctx context.Context, rec audit.Record) error {
 	end(err)
 	if err != nil {
 		s.obs.metrics.auditFails.Inc()
-		if st, ok := ctx.Value(mintStateKey{}).(*mintState); ok {
-			st.auditFailed = true
-		}
 	}
 	return err
 }

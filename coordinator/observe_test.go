@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -26,6 +27,7 @@ import (
 	"github.com/frostmint/frostmint/coordinator"
 	"github.com/frostmint/frostmint/coordinator/client"
 	"github.com/frostmint/frostmint/coordinator/coordinatortest"
+	"github.com/frostmint/frostmint/policy/audit"
 	mintv1 "github.com/frostmint/frostmint/proto/frostmint/mint/v1"
 	signv1 "github.com/frostmint/frostmint/proto/frostmint/sign/v1"
 	"github.com/frostmint/frostmint/signer"
@@ -163,6 +165,32 @@ func TestMetricsCountCheatersAndRetries(t *testing.T) {
 	}
 	if v, _ := m.Value("frostmint_signer_healthy", "signer", "2"); v != 0 {
 		t.Errorf("the quarantined signer counts as healthy")
+	}
+}
+
+// brokenAuditor writes nothing.
+type brokenAuditor struct{}
+
+func (brokenAuditor) Append(audit.Record) error { return errors.New("disk full") }
+
+// A mint whose audit record cannot be written is an error of the
+// coordinator's (audit_unavailable), not a refusal: allowed or not.
+func TestMetricsCountAuditFailures(t *testing.T) {
+	c := coordinatortest.Start(t, coordinatortest.Options{N: 3, T: 2,
+		CoordinatorOptions: []coordinator.Option{coordinator.WithAuditor(brokenAuditor{})}})
+	cl := c.Client(t)
+	if _, err := cl.Mint(ctx(t), "aud", []string{"read"}, 0); status.Code(err) != codes.Unavailable {
+		t.Fatalf("a mint without its audit record: %v, want UNAVAILABLE", err)
+	}
+	if _, err := cl.Mint(ctx(t), "aud", []string{"payments:write"}, 0); status.Code(err) != codes.Unavailable {
+		t.Fatalf("a refusal without its audit record: %v, want UNAVAILABLE", err)
+	}
+	m := telemetrytest.Scrape(t, c.Issuer+"/metrics")
+	if v, _ := m.Value("frostmint_mints_total", "outcome", "error", "reason", "audit_unavailable"); v != 2 {
+		t.Errorf("mints_total{error,audit_unavailable} = %v, want 2", v)
+	}
+	if v, _ := m.Value("frostmint_audit_append_failures_total"); v != 2 {
+		t.Errorf("audit_append_failures_total = %v, want 2", v)
 	}
 }
 
