@@ -51,7 +51,9 @@ func TestConcurrentCommitsRespectLimit(t *testing.T) {
 	}
 }
 
-// TestCommitAfterClose: a closed Signer makes no nonce.
+// TestCommitAfterClose: a closed Signer makes no nonce, signs nothing
+// (not even with a nonce it committed to before), no longer holds its
+// share, and still tells its id.
 func TestCommitAfterClose(t *testing.T) {
 	kss := runDKG(t, 2, 3)
 	g, err := NewGroup(kss[0].Public)
@@ -62,7 +64,37 @@ func TestCommitAfterClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	other, err := NewSigner(g, kss[1].Secret, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	var cs []Commitment
+	for _, sg := range []*Signer{s, other} {
+		enc, err := sg.Commit(1, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := g.DecodeCommitment(enc[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs = append(cs, c)
+	}
+	list, err := g.EncodeList(cs)
+	if err != nil {
+		t.Fatal(err)
+	}
 	s.Close()
+	if _, err := s.Sign([]byte("m"), list); !errors.Is(err, ErrInvalidInput) {
+		t.Fatalf("Sign after Close = %v, want ErrInvalidInput", err)
+	}
+	if s.s.KeyShare != nil {
+		t.Fatal("the closed signer still holds its share")
+	}
+	if id := s.ID(); id != kss[0].ID {
+		t.Fatalf("ID() = %d after Close, want %d", id, kss[0].ID)
+	}
 	if _, err := s.Commit(1, time.Now()); !errors.Is(err, ErrInvalidInput) {
 		t.Fatalf("Commit after Close = %v, want ErrInvalidInput", err)
 	}

@@ -289,6 +289,7 @@ func (g *Group) VerifyShare(msg []byte, cs []Commitment, s Share) error {
 type Signer struct {
 	group *Group
 	s     *bfrost.Signer
+	id    uint16
 	// issued records when each outstanding nonce was made, for expiry.
 	issued  map[uint64]time.Time
 	maxLive int
@@ -322,7 +323,7 @@ func NewSigner(g *Group, secret []byte, maxLive int) (*Signer, error) {
 	if maxLive <= 0 {
 		maxLive = 4096
 	}
-	return &Signer{group: g, s: s, issued: map[uint64]time.Time{}, maxLive: maxLive}, nil
+	return &Signer{group: g, s: s, id: ks.Identifier(), issued: map[uint64]time.Time{}, maxLive: maxLive}, nil
 }
 
 func publicPoint(encShare []byte) []byte {
@@ -333,12 +334,8 @@ func publicPoint(encShare []byte) []byte {
 	return p.PublicKey().Encode()
 }
 
-// ID returns the signer's participant identifier.
-func (s *Signer) ID() uint16 {
-	lib.Lock()
-	defer lib.Unlock()
-	return s.s.Identifier()
-}
+// ID returns the signer's participant identifier (also after Close).
+func (s *Signer) ID() uint16 { return s.id }
 
 // Commit makes n fresh nonces and returns their encoded commitments. The
 // nonces never leave memory. It fails with [ErrTooManyNonces] when n more
@@ -380,11 +377,14 @@ func (s *Signer) Commit(n int, now time.Time) ([][]byte, error) {
 func (s *Signer) Sign(msg, list []byte) ([]byte, error) {
 	lib.Lock()
 	defer lib.Unlock()
+	if s.closed {
+		return nil, fmt.Errorf("%w: signer closed", ErrInvalidInput)
+	}
 	cl, err := bfrost.DecodeList(list)
 	if err != nil {
 		return nil, fmt.Errorf("%w: commitment list: %w", ErrInvalidInput, err)
 	}
-	id := s.s.Identifier()
+	id := s.id
 	mine := cl.Get(id)
 	if mine == nil {
 		return nil, fmt.Errorf("%w: no commitment of signer %d in the list", ErrInvalidInput, id)
@@ -427,7 +427,10 @@ func (s *Signer) Outstanding() int {
 	return len(s.issued)
 }
 
-// Close wipes the secret share and every nonce.
+// Close wipes every nonce and drops the secret share; later calls to
+// Commit and Sign fail. The share itself cannot be zeroed: the library
+// gives no handle to it (its SecretKey returns a copy), so dropping the
+// only reference, for the garbage collector, is as far as Go allows.
 func (s *Signer) Close() {
 	lib.Lock()
 	defer lib.Unlock()
@@ -436,7 +439,5 @@ func (s *Signer) Close() {
 		s.s.ClearNonceCommitment(cid)
 		delete(s.issued, cid)
 	}
-	if sk := s.s.KeyShare.SecretKey(); sk != nil {
-		sk.Zero()
-	}
+	s.s.KeyShare = nil
 }
