@@ -53,8 +53,9 @@
 //
 // For an empty log it is {"seq":0,"hash":"<Genesis>"}; Open writes it when
 // it creates a log. After appends, a background writer of the Log rewrites
-// it for the last durable line (at most one rewrite per 10 ms, so it lags
-// the log by about that much under load), and Close brings it up to date.
+// it for the last durable line (once appends pause for 2 ms, and at least
+// every 100 ms under continuous load, so it lags the log by at most about
+// that much), and Close brings it up to date.
 // Each rewrite is atomic: it writes path+".head.tmp", fsyncs it, renames it
 // over path+".head" and fsyncs the directory. The head file never counts a
 // line that is not yet durable. If it cannot be rewritten, the Log becomes
