@@ -45,6 +45,7 @@ type ParticipantConfig struct {
 	// TLS names the signer's certificate chain and key (the same as its
 	// mTLS server's: the key signs the ceremony messages, the chain's SPIFFE
 	// ID must be the roster's for ID) and the CA bundle peers chain to.
+	// They are read again at every Begin, so rotations need no restart.
 	TLS mtls.Files
 	// KeysDir is where outputs go, in <KeysDir>/<kid>/ (created 0700 if
 	// missing).
@@ -80,13 +81,14 @@ type Participant struct {
 	ceremonyv1.UnimplementedCeremonyParticipantServiceServer
 
 	cfg ParticipantConfig
-	me  *identity
 	log *slog.Logger
 	now func() time.Time
 
-	// mu guards sessions and closed. It is a leaf lock: nothing else is
-	// ever taken while holding it.
-	mu       sync.Mutex
+	// mu guards me, sessions and closed. It is a leaf lock: nothing else
+	// is ever taken while holding it.
+	mu sync.Mutex
+	// me is the TLS identity last loaded (see [Participant.identity]).
+	me       *identity
 	sessions map[string]*session
 	closed   bool
 	// aborted remembers, until the ceremony's time would be up, the ids
@@ -129,6 +131,9 @@ type session struct {
 	params    Params
 	deadline  time.Time
 	committed atomic.Bool
+	// me signs this ceremony's messages and anchors its peers': the
+	// identity as of Begin, for the whole ceremony.
+	me *identity
 
 	mu    sync.Mutex
 	stage stage
@@ -204,7 +209,27 @@ func NewParticipant(cfg ParticipantConfig) (*Participant, error) {
 }
 
 // Identity returns the SPIFFE ID this participant signs as.
-func (p *Participant) Identity() string { return p.me.id }
+func (p *Participant) Identity() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.me.id
+}
+
+// identity loads the TLS identity again, so that a ceremony signs with,
+// and trusts, what the daemon's mTLS serves after a certificate or CA
+// rotation (package mtls follows the files too). Files that do not load
+// (a rotation half written) leave the last identity in use, as mtls does.
+func (p *Participant) identity() *identity {
+	me, err := loadIdentity(p.cfg.TLS)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err != nil {
+		p.log.Warn("TLS identity does not load; the last one signs", "err", err)
+		return p.me
+	}
+	p.me = me
+	return me
+}
 
 // Close wipes every ceremony in progress; later calls fail.
 func (p *Participant) Close() {
@@ -365,20 +390,21 @@ func (p *Participant) begin(ctx context.Context, req *ceremonyv1.BeginRequest) (
 	if d := now.Sub(prm.StartedAt); d > p.cfg.MaxClockSkew || d < -p.cfg.MaxClockSkew {
 		return nil, fmt.Errorf("%w: the ceremony's start time is %s away from this signer's clock", ErrInvalid, d.Round(time.Second))
 	}
+	me := p.identity()
 	if p.cfg.ID > prm.MaxSigners {
 		return nil, &CheatError{Culprit: Relay, Reporter: p.cfg.ID, Fault: ceremonyv1.Fault_FAULT_MISMATCH,
 			Reason: fmt.Sprintf("a %d-participant ceremony cannot include participant %d", prm.MaxSigners, p.cfg.ID)}
 	}
-	if got := prm.Roster[p.cfg.ID]; got != p.me.id {
+	if got := prm.Roster[p.cfg.ID]; got != me.id {
 		return nil, &CheatError{Culprit: Relay, Reporter: p.cfg.ID, Fault: ceremonyv1.Fault_FAULT_WRONG_IDENTITY,
-			Reason: fmt.Sprintf("the roster names %s for participant %d, which is %s", got, p.cfg.ID, p.me.id)}
+			Reason: fmt.Sprintf("the roster names %s for participant %d, which is %s", got, p.cfg.ID, me.id)}
 	}
 	if err := p.checkKeysDir(); err != nil {
 		return nil, err
 	}
 	p.Sweep()
 
-	s := &session{params: prm, stage: stageBegun, deadline: now.Add(p.cfg.TTL)}
+	s := &session{params: prm, stage: stageBegun, deadline: now.Add(p.cfg.TTL), me: me}
 	// Locked before it is visible, so no other call sees it half made.
 	s.mu.Lock()
 	if err := p.register(s); err != nil {
@@ -458,7 +484,7 @@ func (p *Participant) round1(ctx context.Context, s *session) (*ceremonyv1.Round
 	if p.faults.dkgRound1 != nil {
 		msg = p.faults.dkgRound1(msg)
 	}
-	ev, err := p.evidence(ctx, prm)
+	ev, err := p.evidence(ctx, s.me, prm)
 	if err != nil {
 		return nil, err
 	}
@@ -470,7 +496,7 @@ func (p *Participant) round1(ctx context.Context, s *session) (*ceremonyv1.Round
 	if err != nil {
 		return nil, err
 	}
-	key, chain := p.me.key, p.me.chain
+	key, chain := s.me.key, s.me.chain
 	if p.faults.round1Key != nil {
 		key, chain = p.faults.round1Key, p.faults.round1Chain
 	}
@@ -483,11 +509,11 @@ func (p *Participant) round1(ctx context.Context, s *session) (*ceremonyv1.Round
 
 // evidence returns this signer's attestation for ceremony prm, bound to
 // the key of its certificate (see [ReportData]), or nil when it has none.
-func (p *Participant) evidence(ctx context.Context, prm Params) (*attestv1.Evidence, error) {
+func (p *Participant) evidence(ctx context.Context, me *identity, prm Params) (*attestv1.Evidence, error) {
 	if p.cfg.Attestation.Provider == nil {
 		return nil, nil
 	}
-	ev, err := p.cfg.Attestation.Provider.Report(ctx, ReportData(p.me.leaf.RawSubjectPublicKeyInfo, p.cfg.ID, prm))
+	ev, err := p.cfg.Attestation.Provider.Report(ctx, ReportData(me.leaf.RawSubjectPublicKeyInfo, p.cfg.ID, prm))
 	if errors.Is(err, attest.ErrUnavailable) {
 		p.log.Info("no attestation for the round-1 package", "ceremony", prm.CeremonyID, "err", err)
 		return nil, nil
@@ -551,7 +577,7 @@ func (p *Participant) exchange(ctx context.Context, req *ceremonyv1.ExchangeRequ
 	set := make(Round1Set, prm.MaxSigners)
 	for i, pkg := range req.GetPackages() {
 		id := uint16(i + 1)
-		r, err := VerifyRound1(pkg, id, prm, p.me.roots, p.now())
+		r, err := VerifyRound1(pkg, id, prm, s.me.roots, p.now())
 		if err != nil {
 			return nil, p.fail(s, p.blameRelay(err))
 		}
@@ -600,7 +626,7 @@ func (p *Participant) exchange(ctx context.Context, req *ceremonyv1.ExchangeRequ
 		if err != nil {
 			return nil, p.fail(s, err)
 		}
-		sig, err := sign(p.me.key, domainRound2, body)
+		sig, err := sign(s.me.key, domainRound2, body)
 		if err != nil {
 			return nil, p.fail(s, err)
 		}
@@ -666,7 +692,7 @@ func (p *Participant) finish(req *ceremonyv1.FinishRequest) (*ceremonyv1.FinishR
 	if err != nil {
 		return nil, p.fail(s, err)
 	}
-	sig, err := sign(p.me.key, domainTranscript, tr.Digest())
+	sig, err := sign(s.me.key, domainTranscript, tr.Digest())
 	if err != nil {
 		return nil, p.fail(s, err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/frostmint/frostmint/signer/frost"
 	"github.com/frostmint/frostmint/signer/keydir"
 	"github.com/frostmint/frostmint/verifier/jwks"
+	"github.com/frostmint/frostmint/verifier/mtls"
 )
 
 func TestInProcessCeremony(t *testing.T) {
@@ -536,4 +537,44 @@ func FuzzEnvelope(f *testing.F) {
 			t.Fatal("a body other than the genuine one decrypted")
 		}
 	})
+}
+
+// TestIdentityFollowsRotation: a participant signs with the certificate
+// its files hold at Begin, as its mTLS server does after a rotation, and
+// keeps that identity for the whole ceremony, even when another Begin
+// loads a newer one mid-way.
+func TestIdentityFollowsRotation(t *testing.T) {
+	ca, err := mtls.NewDevCA("unit CA", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issue := func(dir string, id uint16) (mtls.Files, error) {
+		return ca.Issue(dir, fmt.Sprintf("signer-%d", id), mtls.Leaf{ID: testID(id), Lifetime: time.Hour})
+	}
+	u := newUnitIssued(t, 2, 2, issue, nil)
+	first := Chain(u.ps[1])[0]
+	if _, err := issue(u.dir, 1); err != nil {
+		t.Fatal(err)
+	}
+	st := u.begin(t)
+	if bytes.Equal(st.set[1].Package.GetCertificateChain()[0], first) {
+		t.Fatal("round 1 is signed with the certificate loaded at start, not the rotated one")
+	}
+	// Rotated again, and loaded by another ceremony's Begin.
+	if _, err := issue(u.dir, 1); err != nil {
+		t.Fatal(err)
+	}
+	other := u.params
+	other.CeremonyID = "unit-ceremony-2"
+	if _, err := call(u.ps[1].Begin(context.Background(), other.BeginRequest())); err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(Chain(u.ps[1])[0], st.set[1].Package.GetCertificateChain()[0]) {
+		t.Fatal("the second Begin did not load the newer certificate")
+	}
+	u.exchange(t, st)
+	u.finish(t, st)
+	if kid := u.commit(t, st); kid == "" {
+		t.Fatal("no kid")
+	}
 }
