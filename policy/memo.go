@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -159,7 +160,11 @@ type memo struct {
 // memoKey encodes every part of in that reaches the policy except the
 // time: two inputs with the same key render as the same Rego input, up
 // to time and time_unix. It fails (and the decision is not memoized) for
-// claims that do not encode.
+// claims that do not encode, and for a string that is not valid UTF-8:
+// encoding/json writes every invalid byte as \ufffd, so "a\xfe" and
+// "a\xff" would share a key while the policy sees them apart (the
+// check also turns away, needlessly but soundly, a string holding the
+// text \ufffd).
 func memoKey(in Input) (string, bool) {
 	b, err := json.Marshal(struct {
 		Caller   Caller           `json:"c"`
@@ -169,7 +174,7 @@ func memoKey(in Input) (string, bool) {
 		Binding  *binding.Binding `json:"b"`
 		SignerID int              `json:"i"`
 	}{in.Caller, in.Request.Audience, in.Request.Scopes, in.Request.TTL, in.Request.Binding, in.SignerID})
-	if err != nil {
+	if err != nil || bytes.Contains(b, []byte(`\ufffd`)) {
 		return "", false
 	}
 	return string(b), true

@@ -201,6 +201,19 @@ func TestMemoKeyDistinguishes(t *testing.T) {
 	if _, ok := memoKey(bad); ok {
 		t.Fatal("a key for claims that do not encode")
 	}
+	// JSON writes every invalid UTF-8 byte alike; the policy sees them
+	// apart.
+	for name, change := range map[string]func(*Input){
+		"subject": func(in *Input) { in.Caller.Subject += "\xff" },
+		"claim":   func(in *Input) { in.Caller.Claims["ref"] = "refs/heads/\xfe" },
+		"scope":   func(in *Input) { in.Request.Scopes = append(in.Request.Scopes, "read\x80") },
+	} {
+		in := base()
+		change(&in)
+		if k, ok := memoKey(in); ok {
+			t.Errorf("%s not valid UTF-8: key %s", name, k)
+		}
+	}
 }
 
 func TestMemoBounded(t *testing.T) {
