@@ -127,7 +127,6 @@ func (k *KDSConfig) UnmarshalJSON(b []byte) error {
 // Validate reports every problem at once.
 func (c Config) Validate() error {
 	var errs []error
-	seen := map[string]bool{}
 	for i, r := range c.Roots {
 		switch r.ProductLine {
 		case "Milan", "Genoa", "Turin":
@@ -137,7 +136,6 @@ func (c Config) Validate() error {
 		if r.File == "" {
 			errs = append(errs, fmt.Errorf("roots[%d]: file is required", i))
 		}
-		seen[r.ProductLine] = true
 	}
 	if c.KDS != nil {
 		if c.KDS.CacheDir == "" {
