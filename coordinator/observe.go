@@ -173,10 +173,9 @@ func (o *observer) attestation(id uint16, attested, admitted bool, reason string
 }
 
 // watch registers what is read at scrape time: each signer's health and
-// commitment pool, and the active key.
+// commitment pool, the active key and the policy.
 func (o *observer) watch(s *Server) error {
 	c := &stateCollector{pools: append([]*pool(nil), s.pools...), keys: func() string { return s.keys.Load().kid() },
-		policyHash: s.policy.Hash,
 		healthy: prometheus.NewDesc("frostmint_signer_healthy",
 			"1 when the coordinator takes the signer for healthy (it answered its last call), else 0.", []string{"signer"}, nil),
 		depth: prometheus.NewDesc("frostmint_commitment_pool_depth",
@@ -186,11 +185,11 @@ func (o *observer) watch(s *Server) error {
 		attested: prometheus.NewDesc("frostmint_signer_admitted",
 			"1 when the signer's attestation verdict admits it to mints now, else 0; only with an attestation section.", []string{"signer"}, nil),
 		hasAtt: s.att != nil,
-		policy: prometheus.NewDesc("frostmint_policy_info",
-			"1, labelled with the first 12 hex digits of the policy bundle's hash: every daemon of a cluster must show the same.", []string{"hash"}, nil),
 	}
-	if err := o.metrics.reg.Register(c); err != nil {
-		return fmt.Errorf("coordinator: metrics: %w", err)
+	for _, c := range []prometheus.Collector{c, telemetry.PolicyInfo(s.policy.Hash)} {
+		if err := o.metrics.reg.Register(c); err != nil {
+			return fmt.Errorf("coordinator: metrics: %w", err)
+		}
 	}
 	return nil
 }
@@ -198,18 +197,17 @@ func (o *observer) watch(s *Server) error {
 // stateCollector reads the signers' pools and the active key at scrape
 // time.
 type stateCollector struct {
-	pools                       []*pool
-	keys, policyHash            func() string
-	healthy, depth, key, policy *prometheus.Desc
-	attested                    *prometheus.Desc
-	hasAtt                      bool
+	pools               []*pool
+	keys                func() string
+	healthy, depth, key *prometheus.Desc
+	attested            *prometheus.Desc
+	hasAtt              bool
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.healthy
 	ch <- c.depth
 	ch <- c.key
-	ch <- c.policy
 	ch <- c.attested
 }
 
@@ -233,9 +231,6 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if kid := c.keys(); kid != "" {
 		ch <- prometheus.MustNewConstMetric(c.key, prometheus.GaugeValue, 1, kid)
-	}
-	if h := c.policyHash(); h != "" {
-		ch <- prometheus.MustNewConstMetric(c.policy, prometheus.GaugeValue, 1, h[:min(len(h), 12)])
 	}
 }
 
@@ -288,8 +283,7 @@ func (o *observer) startMint(ctx context.Context, rid string) (context.Context, 
 			outcome, reason = "error", "audit_unavailable"
 		case err != nil:
 			outcome, reason = "refused", telemetry.Code(rec.Code)
-			switch status.Code(err) {
-			case codes.Unavailable, codes.Internal, codes.Unknown, codes.DataLoss:
+			if telemetry.Failed(err) {
 				outcome = "error"
 			}
 		}

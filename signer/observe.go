@@ -15,8 +15,6 @@ import (
 	otelcodes "go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/frostmint/frostmint/policy/audit"
 	"github.com/frostmint/frostmint/verifier/telemetry"
@@ -113,11 +111,11 @@ func (s *Server) observe() error {
 			"Nonces made and not yet used or expired, over every key epoch.", nil, nil),
 		epochs: prometheus.NewDesc("frostmint_key_epochs_loaded",
 			"Key epochs whose share this signer holds unsealed.", nil, nil),
-		policy: prometheus.NewDesc("frostmint_policy_info",
-			"1, labelled with the first 12 hex digits of the policy bundle's hash: every daemon of a cluster must show the same.", []string{"hash"}, nil),
 	}
-	if err := o.metrics.reg.Register(c); err != nil {
-		return fmt.Errorf("signer %d: metrics: %w", s.cfg.ID, err)
+	for _, c := range []prometheus.Collector{c, telemetry.PolicyInfo(s.policy.Hash)} {
+		if err := o.metrics.reg.Register(c); err != nil {
+			return fmt.Errorf("signer %d: metrics: %w", s.cfg.ID, err)
+		}
 	}
 	return nil
 }
@@ -127,17 +125,15 @@ func (o *observer) serverOptions() []grpc.ServerOption {
 	return telemetry.GRPCServerOptions(o.tracing, false)
 }
 
-// stateCollector reads the signer's nonces, key epochs and policy at
-// scrape time.
+// stateCollector reads the signer's nonces and key epochs at scrape time.
 type stateCollector struct {
-	s                      *Server
-	nonces, epochs, policy *prometheus.Desc
+	s              *Server
+	nonces, epochs *prometheus.Desc
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.nonces
 	ch <- c.epochs
-	ch <- c.policy
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
@@ -148,11 +144,6 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(c.nonces, prometheus.GaugeValue, float64(n))
 	ch <- prometheus.MustNewConstMetric(c.epochs, prometheus.GaugeValue, float64(len(epochs)))
-	if c.s.policy != nil {
-		if h := c.s.policy.Hash(); h != "" {
-			ch <- prometheus.MustNewConstMetric(c.policy, prometheus.GaugeValue, 1, short(h))
-		}
-	}
 }
 
 // startSign starts the span of one Sign; the function it returns ends it
@@ -170,8 +161,7 @@ func (o *observer) startSign(ctx context.Context, rid string, id uint16) (contex
 				// not be written.
 				reason = "audit_unavailable"
 			}
-			switch status.Code(err) {
-			case codes.Unavailable, codes.Internal, codes.Unknown, codes.DataLoss:
+			if telemetry.Failed(err) {
 				outcome = "error"
 			}
 		}
