@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sort"
 	"sync"
 
@@ -24,6 +26,34 @@ type epoch struct {
 type keyring struct {
 	mu     sync.RWMutex
 	epochs map[string]*epoch
+
+	// syncMu runs one sync at a time (the rescan and a ceremony's commit
+	// may overlap), so no share is unsealed twice, and guards failed.
+	syncMu sync.Mutex
+	// failed remembers the epochs that would not load, so that a broken
+	// one is not unsealed again (a device operation, perhaps a PIN try or
+	// a touch) at every rescan.
+	failed map[string]*loadFailure
+}
+
+// loadFailure is why an epoch did not load, from which share file, and
+// how many syncs pass it over before the next try: wait, doubling at each
+// failure up to maxLoadWait, and back to none once the file changes.
+type loadFailure struct {
+	err        error
+	share      os.FileInfo
+	skip, wait int
+}
+
+// maxLoadWait bounds the syncs between two tries of an unchanged epoch
+// that failed: about five minutes at the signer's 5-second rescan, so a
+// transient failure (a device error, a touch not given) still heals.
+const maxLoadWait = 64
+
+// sameShare says whether fi is the share file that failed, unchanged.
+func (f *loadFailure) sameShare(fi os.FileInfo) bool {
+	return f != nil && fi != nil && f.share != nil && os.SameFile(fi, f.share) &&
+		fi.ModTime().Equal(f.share.ModTime()) && fi.Size() == f.share.Size()
 }
 
 // get returns the epoch of kid.
@@ -85,9 +115,12 @@ func loadEpoch(dir, kid string, id uint16, sealer keystore.Sealer, maxNonces int
 
 // sync makes the keyring match the keys dir: epochs that appeared are
 // loaded, epochs that were retired are dropped and their shares wiped. An
-// epoch that fails to load is logged and left out (the others still sign);
-// the error reports every failure.
+// epoch that fails to load is logged and left out (the others still sign),
+// and tried again after a growing number of syncs, or at the next sync once
+// its share file changes; the error reports every epoch left out.
 func (k *keyring) sync(dir string, id uint16, sealer keystore.Sealer, maxNonces int, log *slog.Logger) error {
+	k.syncMu.Lock()
+	defer k.syncMu.Unlock()
 	kids, err := keydir.List(dir, true)
 	if err != nil {
 		return err
@@ -95,6 +128,11 @@ func (k *keyring) sync(dir string, id uint16, sealer keystore.Sealer, maxNonces 
 	want := make(map[string]bool, len(kids))
 	for _, kid := range kids {
 		want[kid] = true
+	}
+	for kid := range k.failed {
+		if !want[kid] {
+			delete(k.failed, kid)
+		}
 	}
 	k.mu.Lock()
 	for kid, e := range k.epochs {
@@ -114,21 +152,33 @@ func (k *keyring) sync(dir string, id uint16, sealer keystore.Sealer, maxNonces 
 
 	var errs []error
 	for _, kid := range missing {
-		// Unsealing may need a device (and a touch): not under the lock.
+		fi, _ := os.Stat(filepath.Join(dir, kid, keydir.ShareFile))
+		f := k.failed[kid]
+		if f.sameShare(fi) && f.skip > 0 {
+			f.skip--
+			errs = append(errs, f.err)
+			continue
+		}
+		// Unsealing may need a device (and a touch): not under k.mu.
 		e, err := loadEpoch(dir, kid, id, sealer, maxNonces)
 		if err != nil {
-			log.Error("cannot load key epoch", "kid", kid, "err", err)
+			wait := 1
+			if f.sameShare(fi) {
+				wait = min(2*f.wait, maxLoadWait)
+			}
+			if k.failed == nil {
+				k.failed = map[string]*loadFailure{}
+			}
+			k.failed[kid] = &loadFailure{err: err, share: fi, skip: wait, wait: wait}
+			log.Error("cannot load key epoch", "kid", kid, "err", err, "retry_after_rescans", wait)
 			errs = append(errs, err)
 			continue
 		}
+		delete(k.failed, kid)
 		k.mu.Lock()
-		if _, dup := k.epochs[kid]; dup {
-			e.signer.Close()
-		} else {
-			k.epochs[kid] = e
-			log.Info("key epoch loaded", "kid", kid, "threshold", e.group.Public().Threshold, "signers", e.group.Public().MaxSigners)
-		}
+		k.epochs[kid] = e
 		k.mu.Unlock()
+		log.Info("key epoch loaded", "kid", kid, "threshold", e.group.Public().Threshold, "signers", e.group.Public().MaxSigners)
 	}
 	return errors.Join(errs...)
 }
