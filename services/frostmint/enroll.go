@@ -53,7 +53,7 @@ func (e env) guardianEnroll(ctx context.Context, args []string) int {
 	}
 	record := map[string]any{"signer_id": *id, "identity": spiffe, "enrolled_at": time.Now().UTC().Format(time.RFC3339)}
 
-	fmt.Fprintf(e.stdout, "[1/4] keystore %s\n", redactURI(*ks))
+	fmt.Fprintf(e.stdout, "[1/4] keystore %s\n", keystore.Redact(*ks))
 	kind, err := prepareKeystore(*ks, *dev, record, e)
 	if err != nil {
 		return fail("keystore", err)
@@ -171,12 +171,4 @@ func writeIdentity(spiffe, keyPath, csrPath string) error {
 		return err
 	}
 	return os.WriteFile(csrPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csr}), 0o644)
-}
-
-// redactURI hides a URI's query (where secrets are named) in output.
-func redactURI(uri string) string {
-	if i := strings.IndexByte(uri, '?'); i >= 0 {
-		return uri[:i] + "?…"
-	}
-	return uri
 }

@@ -41,7 +41,7 @@ type Options struct {
 func Open(uri string, o Options) (Backend, error) {
 	u, err := url.Parse(uri)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %q does not parse", ErrConfig, redact(uri))
+		return nil, fmt.Errorf("%w: %q does not parse", ErrConfig, Redact(uri))
 	}
 	switch u.Scheme {
 	case "file":
@@ -106,9 +106,10 @@ func openFile(u *url.URL) (Backend, error) {
 	return fileBackend{p}, nil
 }
 
-// redact hides the query of a URI in messages: it may name where secrets
-// are, and a careless user may have put one there.
-func redact(uri string) string {
+// Redact returns uri without its query (where PIN and passphrase sources,
+// module paths and other attributes go), for logs and errors: what a
+// keystore URI may say about where its secrets are is not printed.
+func Redact(uri string) string {
 	if i := strings.IndexAny(uri, "?"); i >= 0 {
 		return uri[:i] + "?…"
 	}

@@ -195,7 +195,7 @@ func parsePIVURI(u *url.URL) (pivConfig, error) {
 func parsePIVURIString(uri string) (pivConfig, error) {
 	u, err := url.Parse(uri)
 	if err != nil {
-		return pivConfig{}, fmt.Errorf("%w: %q does not parse", ErrConfig, redact(uri))
+		return pivConfig{}, fmt.Errorf("%w: %q does not parse", ErrConfig, Redact(uri))
 	}
 	return parsePIVURI(u)
 }

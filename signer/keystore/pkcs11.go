@@ -54,7 +54,7 @@ func openPKCS11(u *url.URL) (Backend, error) {
 func InitPKCS11Key(uri string) error {
 	u, err := url.Parse(uri)
 	if err != nil {
-		return fmt.Errorf("%w: %q does not parse", ErrConfig, redact(uri))
+		return fmt.Errorf("%w: %q does not parse", ErrConfig, Redact(uri))
 	}
 	cfg, err := parsePKCS11URI(u)
 	if err != nil {
