@@ -147,20 +147,19 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // startSign starts the span of one Sign; the function it returns ends it
-// and counts the outcome, from the audit record and the error returned.
-func (o *observer) startSign(ctx context.Context, rid string, id uint16) (context.Context, func(rec *audit.Record, err error)) {
+// and counts the outcome, from the audit record, the error returned and
+// whether that record could not be written.
+func (o *observer) startSign(ctx context.Context, rid string, id uint16) (context.Context, func(rec *audit.Record, err error, auditFailed bool)) {
 	start := time.Now()
 	ctx, span := o.tracer.Start(ctx, "signer.Sign", trace.WithAttributes(
 		attribute.String("frostmint.request_id", rid), attribute.Int("frostmint.signer_id", int(id))))
-	return ctx, func(rec *audit.Record, err error) {
+	return ctx, func(rec *audit.Record, err error, auditFailed bool) {
 		outcome, reason := "signed", "ok"
-		if err != nil {
+		switch {
+		case auditFailed:
+			outcome, reason = "error", "audit_unavailable"
+		case err != nil:
 			outcome, reason = "refused", telemetry.Code(rec.Code)
-			if rec.Decision != audit.Deny {
-				// Judged allowed, then not signed: the audit record could
-				// not be written.
-				reason = "audit_unavailable"
-			}
 			if telemetry.Failed(err) {
 				outcome = "error"
 			}

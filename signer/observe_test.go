@@ -17,6 +17,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/frostmint/frostmint/coordinator/coordinatortest"
+	"github.com/frostmint/frostmint/policy/audit"
 	"github.com/frostmint/frostmint/signer"
 	"github.com/frostmint/frostmint/verifier/telemetry"
 	"github.com/frostmint/frostmint/verifier/telemetry/telemetrytest"
@@ -71,6 +73,32 @@ func TestSignMetricsCountRefusalsByReason(t *testing.T) {
 	}
 	if v, _ := m.Value("frostmint_audit_append_failures_total"); v != 0 {
 		t.Errorf("audit failures %v", v)
+	}
+}
+
+// brokenAuditor writes nothing.
+type brokenAuditor struct{}
+
+func (brokenAuditor) Append(audit.Record) error { return errors.New("disk full") }
+
+// A Sign whose audit record cannot be written is an error of the
+// signer's (audit_unavailable), whether it would have signed or refused.
+func TestSignMetricsCountAuditFailures(t *testing.T) {
+	f := newFixtureWith(t, coordinatortest.Options{N: 3, T: 2, SignerOptions: []signer.Option{signer.WithAuditor(brokenAuditor{})}})
+	srv := httptest.NewServer(f.c.Signers[1].Server.MetricsHandler())
+	defer srv.Close()
+	if err := f.sign(t, f.msg(nil), f.req(t)); status.Code(err) != codes.Unavailable {
+		t.Fatalf("a share without its audit record: %v, want UNAVAILABLE", err)
+	}
+	if err := f.sign(t, []byte("not a token"), f.req(t)); status.Code(err) != codes.Unavailable {
+		t.Fatalf("a refusal without its audit record: %v, want UNAVAILABLE", err)
+	}
+	m := telemetrytest.Scrape(t, srv.URL+"/metrics")
+	if v, _ := m.Value("frostmint_signs_total", "outcome", "error", "reason", "audit_unavailable"); v != 2 {
+		t.Errorf("signs_total{error,audit_unavailable} = %v, want 2", v)
+	}
+	if v, _ := m.Value("frostmint_audit_append_failures_total"); v != 2 {
+		t.Errorf("audit_append_failures_total = %v, want 2", v)
 	}
 }
 

@@ -88,6 +88,9 @@ func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = n
 // WithPolicy replaces the policy from the config.
 func WithPolicy(p Policy) Option { return func(s *Server) { s.policy = p } }
 
+// WithAuditor replaces the audit log of the config.
+func WithAuditor(a Auditor) Option { return func(s *Server) { s.audit = a } }
+
 // WithSealer replaces the keystore of the config (tests, or a backend
 // opened by the caller, who then closes it).
 func WithSealer(k keystore.Sealer) Option { return func(s *Server) { s.sealer = k } }
@@ -422,7 +425,29 @@ func (s *Server) Sign(ctx context.Context, req *signv1.SignRequest) (_ *signv1.S
 	pol := snapshot(s.policy)
 	rec := audit.Record{Daemon: fmt.Sprintf("signer-%d", s.cfg.ID), RequestID: req.GetRequestId(), PolicyHash: pol.Hash()}
 	ctx, done := s.obs.startSign(ctx, req.GetRequestId(), s.cfg.ID)
-	defer func() { done(&rec, err) }()
+	auditFailed := false
+	defer func() { done(&rec, err, auditFailed) }()
+	// record writes rec with decision d; the caller hears of nothing the
+	// audit log does not hold.
+	record := func(d string) error {
+		rec.Decision = d
+		if err := s.audit.Append(rec); err != nil {
+			auditFailed = true
+			log.Error("audit write failed", "decision", d, "err", err)
+			return status.Error(codes.Unavailable, "signer cannot write its audit log")
+		}
+		return nil
+	}
+	deny := func(code codes.Code, reason, msg string) error {
+		rec.Code = reason
+		if len(rec.Reasons) == 0 {
+			rec.Reasons = []string{msg}
+		}
+		if err := record(audit.Deny); err != nil {
+			return err
+		}
+		return status.Error(code, msg)
+	}
 	jctx, endJudge := s.obs.span(ctx, "signer.judge")
 	c, e, err := s.judge(jctx, pol, judgeInput{msg: req.GetMessage(), caller: req.GetCallerRequest(),
 		policyHash: req.GetPolicyHash(), approvals: req.GetApprovals()}, &rec, true)
@@ -433,40 +458,23 @@ func (s *Server) Sign(ctx context.Context, req *signv1.SignRequest) (_ *signv1.S
 			r = &refusal{code: codes.Internal, reason: "internal", msg: "internal error"}
 		}
 		log.Warn("refused to sign", "reason", r.reason, "err", err)
-		rec.Decision, rec.Code = "deny", r.reason
-		if len(rec.Reasons) == 0 {
-			rec.Reasons = []string{r.msg}
-		}
-		if aerr := s.audit.Append(rec); aerr != nil {
-			log.Error("audit write failed", "err", aerr)
-			return nil, status.Error(codes.Unavailable, "signer cannot write its audit log")
-		}
-		return nil, status.Error(r.code, r.msg)
+		return nil, deny(r.code, r.reason, r.msg)
 	}
 	rec.KeyID = e.kid
 	share, err := e.signer.Sign(req.GetMessage(), req.GetCommitmentList())
 	switch {
 	case errors.Is(err, frost.ErrUnknownCommitment):
 		log.Info("unknown commitment", "err", err)
-		rec.Decision, rec.Code, rec.Reasons = "deny", "stale_commitment", []string{"commitment unknown to this signer"}
-		if aerr := s.audit.Append(rec); aerr != nil {
-			log.Error("audit write failed", "err", aerr)
-			return nil, status.Error(codes.Unavailable, "signer cannot write its audit log")
-		}
-		return nil, status.Error(codes.Aborted, "this signer does not hold the nonce for its commitment (used, expired or from before a restart); drop it")
+		rec.Reasons = []string{"commitment unknown to this signer"}
+		return nil, deny(codes.Aborted, "stale_commitment", "this signer does not hold the nonce for its commitment (used, expired or from before a restart); drop it")
 	case err != nil:
 		log.Warn("sign failed", "err", err)
-		rec.Decision, rec.Code, rec.Reasons = "deny", "bad_commitment_list", []string{"invalid commitment list"}
-		if aerr := s.audit.Append(rec); aerr != nil {
-			return nil, status.Error(codes.Unavailable, "signer cannot write its audit log")
-		}
-		return nil, status.Error(codes.InvalidArgument, "invalid commitment list")
+		rec.Reasons = []string{"invalid commitment list"}
+		return nil, deny(codes.InvalidArgument, "bad_commitment_list", "invalid commitment list")
 	}
-	rec.Decision = "allow"
-	if err := s.audit.Append(rec); err != nil {
-		// The nonce is spent; the share is never released unaudited.
-		log.Error("audit write failed; share withheld", "err", err)
-		return nil, status.Error(codes.Unavailable, "signer cannot write its audit log")
+	// The nonce is spent; the share is never released unaudited.
+	if err := record(audit.Allow); err != nil {
+		return nil, err
 	}
 	log.Info("signed", "jti", c.ID, "sub", c.Subject, "aud", c.Audience, "scope", c.Scope, "ttl", c.TTL().String())
 	return &signv1.SignResponse{SignerId: uint32(s.cfg.ID), SignatureShare: share}, nil
