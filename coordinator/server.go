@@ -524,27 +524,33 @@ type member struct {
 // fetching on demand when a pool is empty.
 func (s *Server) pickQuorum(ctx context.Context, k *activeKey, excluded map[uint16]string) ([]member, error) {
 	t := int(k.group.Public().Threshold)
-	cands := make([]*pool, 0, len(s.pools))
+	// Healthy signers with full pools first, as each is now (one look at
+	// each pool, not one per comparison).
+	type cand struct {
+		p       *pool
+		healthy bool
+		n       int
+	}
+	cands := make([]cand, 0, len(s.pools))
 	for _, p := range s.pools {
 		if _, ok := excluded[p.ep.ID]; !ok {
-			cands = append(cands, p)
+			h, n, _ := p.status()
+			cands = append(cands, cand{p, h, n})
 		}
 	}
-	// Healthy signers with full pools first.
 	sort.SliceStable(cands, func(i, j int) bool {
-		hi, ni, _ := cands[i].status()
-		hj, nj, _ := cands[j].status()
-		if hi != hj {
-			return hi
+		if cands[i].healthy != cands[j].healthy {
+			return cands[i].healthy
 		}
-		return ni > nj
+		return cands[i].n > cands[j].n
 	})
 	missing := map[uint16]string{}
 	for id, why := range excluded {
 		missing[id] = why
 	}
 	var q []member
-	for _, p := range cands {
+	for _, cd := range cands {
+		p := cd.p
 		if len(q) == t {
 			break
 		}
