@@ -179,11 +179,13 @@ func (s *Server) guardianSession(ctx context.Context, client signv1.GuardianServ
 	}
 }
 
-func (s *Server) canCeremony() error {
-	if s.ceremony == nil {
-		return status.Error(codes.Unimplemented, "this signer takes no part in key ceremonies")
+// reply makes call in with f and wraps f's answer for the stream.
+func reply[Q, R any](ctx context.Context, f func(context.Context, Q) (R, error), in Q, wrap func(R) *signv1.ConnectRequest) (*signv1.ConnectRequest, error) {
+	r, err := f(ctx, in)
+	if err != nil {
+		return nil, err
 	}
-	return nil
+	return wrap(r), nil
 }
 
 // answer serves one call from the coordinator.
@@ -194,60 +196,41 @@ func (s *Server) answer(ctx context.Context, call *signv1.ConnectResponse) *sign
 	)
 	switch c := call.GetCall().(type) {
 	case *signv1.ConnectResponse_Info:
-		var r *signv1.InfoResponse
-		if r, err = s.Info(ctx, c.Info); err == nil {
-			ans = &signv1.ConnectRequest{Answer: &signv1.ConnectRequest_Info{Info: r}}
-		}
+		ans, err = reply(ctx, s.Info, c.Info, func(r *signv1.InfoResponse) *signv1.ConnectRequest {
+			return &signv1.ConnectRequest{Answer: &signv1.ConnectRequest_Info{Info: r}}
+		})
 	case *signv1.ConnectResponse_Commit:
-		var r *signv1.CommitResponse
-		if r, err = s.Commit(ctx, c.Commit); err == nil {
-			ans = &signv1.ConnectRequest{Answer: &signv1.ConnectRequest_Commit{Commit: r}}
-		}
+		ans, err = reply(ctx, s.Commit, c.Commit, func(r *signv1.CommitResponse) *signv1.ConnectRequest {
+			return &signv1.ConnectRequest{Answer: &signv1.ConnectRequest_Commit{Commit: r}}
+		})
 	case *signv1.ConnectResponse_Sign:
-		var r *signv1.SignResponse
-		if r, err = s.Sign(ctx, c.Sign); err == nil {
-			ans = &signv1.ConnectRequest{Answer: &signv1.ConnectRequest_Sign{Sign: r}}
-		}
+		ans, err = reply(ctx, s.Sign, c.Sign, func(r *signv1.SignResponse) *signv1.ConnectRequest {
+			return &signv1.ConnectRequest{Answer: &signv1.ConnectRequest_Sign{Sign: r}}
+		})
 	case *signv1.ConnectResponse_Approve:
-		var r *signv1.ApproveResponse
-		if r, err = s.Approve(ctx, c.Approve); err == nil {
-			ans = &signv1.ConnectRequest{Answer: &signv1.ConnectRequest_Approve{Approve: r}}
-		}
+		ans, err = reply(ctx, s.Approve, c.Approve, func(r *signv1.ApproveResponse) *signv1.ConnectRequest {
+			return &signv1.ConnectRequest{Answer: &signv1.ConnectRequest_Approve{Approve: r}}
+		})
 	case *signv1.ConnectResponse_CeremonyBegin:
-		if err = s.canCeremony(); err == nil {
-			var r *ceremonyv1.BeginResponse
-			if r, err = s.ceremony.Begin(ctx, c.CeremonyBegin); err == nil {
-				ans = &signv1.ConnectRequest{Answer: &signv1.ConnectRequest_CeremonyBegin{CeremonyBegin: r}}
-			}
-		}
+		ans, err = reply(ctx, s.ceremony.Begin, c.CeremonyBegin, func(r *ceremonyv1.BeginResponse) *signv1.ConnectRequest {
+			return &signv1.ConnectRequest{Answer: &signv1.ConnectRequest_CeremonyBegin{CeremonyBegin: r}}
+		})
 	case *signv1.ConnectResponse_CeremonyExchange:
-		if err = s.canCeremony(); err == nil {
-			var r *ceremonyv1.ExchangeResponse
-			if r, err = s.ceremony.Exchange(ctx, c.CeremonyExchange); err == nil {
-				ans = &signv1.ConnectRequest{Answer: &signv1.ConnectRequest_CeremonyExchange{CeremonyExchange: r}}
-			}
-		}
+		ans, err = reply(ctx, s.ceremony.Exchange, c.CeremonyExchange, func(r *ceremonyv1.ExchangeResponse) *signv1.ConnectRequest {
+			return &signv1.ConnectRequest{Answer: &signv1.ConnectRequest_CeremonyExchange{CeremonyExchange: r}}
+		})
 	case *signv1.ConnectResponse_CeremonyFinish:
-		if err = s.canCeremony(); err == nil {
-			var r *ceremonyv1.FinishResponse
-			if r, err = s.ceremony.Finish(ctx, c.CeremonyFinish); err == nil {
-				ans = &signv1.ConnectRequest{Answer: &signv1.ConnectRequest_CeremonyFinish{CeremonyFinish: r}}
-			}
-		}
+		ans, err = reply(ctx, s.ceremony.Finish, c.CeremonyFinish, func(r *ceremonyv1.FinishResponse) *signv1.ConnectRequest {
+			return &signv1.ConnectRequest{Answer: &signv1.ConnectRequest_CeremonyFinish{CeremonyFinish: r}}
+		})
 	case *signv1.ConnectResponse_CeremonyCommit:
-		if err = s.canCeremony(); err == nil {
-			var r *ceremonyv1.CommitResponse
-			if r, err = s.ceremony.Commit(ctx, c.CeremonyCommit); err == nil {
-				ans = &signv1.ConnectRequest{Answer: &signv1.ConnectRequest_CeremonyCommit{CeremonyCommit: r}}
-			}
-		}
+		ans, err = reply(ctx, s.ceremony.Commit, c.CeremonyCommit, func(r *ceremonyv1.CommitResponse) *signv1.ConnectRequest {
+			return &signv1.ConnectRequest{Answer: &signv1.ConnectRequest_CeremonyCommit{CeremonyCommit: r}}
+		})
 	case *signv1.ConnectResponse_CeremonyAbort:
-		if err = s.canCeremony(); err == nil {
-			var r *ceremonyv1.AbortResponse
-			if r, err = s.ceremony.Abort(ctx, c.CeremonyAbort); err == nil {
-				ans = &signv1.ConnectRequest{Answer: &signv1.ConnectRequest_CeremonyAbort{CeremonyAbort: r}}
-			}
-		}
+		ans, err = reply(ctx, s.ceremony.Abort, c.CeremonyAbort, func(r *ceremonyv1.AbortResponse) *signv1.ConnectRequest {
+			return &signv1.ConnectRequest{Answer: &signv1.ConnectRequest_CeremonyAbort{CeremonyAbort: r}}
+		})
 	default:
 		err = status.Error(codes.Unimplemented, "unknown call")
 	}
