@@ -134,6 +134,7 @@ func (p *pool) attach(c signv1.SignerServiceClient) bool {
 		return false
 	}
 	p.client, p.items, p.healthy, p.lastErr, p.failures = c, nil, true, nil, 0
+	p.drops++ // a fetch under way on an earlier stream discards what it gets
 	return true
 }
 
@@ -143,6 +144,7 @@ func (p *pool) detach(c signv1.SignerServiceClient) {
 	defer p.mu.Unlock()
 	if p.client == c {
 		p.client, p.items, p.healthy, p.lastErr = nil, nil, false, errAway
+		p.drops++
 	}
 }
 
