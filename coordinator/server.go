@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -12,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -315,15 +313,11 @@ func (s *Server) Serve(ctx context.Context, lis, hlis net.Listener) error {
 // (guardians over their streams) for the configured admins, and stores
 // each new epoch's group in the keys dir; the first one becomes active.
 func (s *Server) ceremonyService() (*ceremony.Service, error) {
-	pem, err := os.ReadFile(s.cfg.TLS.CA)
+	keys, err := mtls.LoadKeys(s.cfg.TLS)
 	if err != nil {
-		return nil, fmt.Errorf("coordinator: CA: %w", err)
+		return nil, err
 	}
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("coordinator: CA file %s holds no certificate", s.cfg.TLS.CA)
-	}
-	rc := ceremony.Config{Roots: roots, Clock: s.now, Log: s.log.With("component", "ceremony")}
+	rc := ceremony.Config{Roots: keys.Roots, Clock: s.now, Log: s.log.With("component", "ceremony")}
 	if s.att != nil {
 		// The relay judges the evidence in round-1 packages as the pool
 		// judges Attest's; required refuses a package without any.

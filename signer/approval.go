@@ -313,17 +313,18 @@ func (s *Server) Approve(ctx context.Context, req *signv1.ApproveRequest) (*sign
 	case err != nil:
 		return fail(codes.Unavailable, "approval_unavailable", fmt.Sprintf("guardian %d cannot ask its engineer now", s.cfg.ID), err)
 	}
-	key, ok := s.identity.PrivateKey.(crypto.Signer)
+	identity := s.tlsKeys.Certificate()
+	key, ok := identity.PrivateKey.(crypto.Signer)
 	if !ok {
 		return fail(codes.Internal, "internal", "internal error", errors.New("identity key cannot sign"))
 	}
-	a, err := SignApproval(s.cfg.ID, s.identity.Certificate, key, req.GetMessage(), who)
+	a, err := SignApproval(s.cfg.ID, identity.Certificate, key, req.GetMessage(), who)
 	if err != nil {
 		return fail(codes.Internal, "internal", "internal error", err)
 	}
 	rec.Decision, rec.Code = audit.Allow, "approved"
 	rec.Approval = &audit.Approval{Guardian: "", Approver: who}
-	if id, err := mtls.IdentityOf(s.identity.Leaf); err == nil {
+	if id, err := mtls.IdentityOf(identity.Leaf); err == nil {
 		rec.Approval.Guardian = id
 	}
 	if err := s.audit.Append(rec); err != nil {

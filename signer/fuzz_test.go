@@ -459,7 +459,7 @@ func FuzzCheckApprovals(f *testing.F) {
 			as = append(as, as[0])
 		}
 
-		gid, who, err := checkApprovals(as, msg, fs.s.roots, fs.s.cfg.Approvers, time.Now())
+		gid, who, err := checkApprovals(as, msg, fs.s.tlsKeys.Roots(), fs.s.cfg.Approvers, time.Now())
 		if err != nil {
 			if !errors.Is(err, errApproval) {
 				t.Fatalf("refusal %v does not wrap errApproval", err)

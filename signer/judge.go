@@ -55,7 +55,7 @@ func (s *Server) judge(ctx context.Context, pol Policy, req judgeInput, rec *aud
 		return nil, nil, err
 	}
 	if dec.RequiresApproval && sign {
-		id, who, err := checkApprovals(req.approvals, req.msg, s.roots, s.cfg.Approvers, s.now())
+		id, who, err := checkApprovals(req.approvals, req.msg, s.tlsKeys.Roots(), s.cfg.Approvers, s.now())
 		if err != nil {
 			rec.Reasons = append(dec.Reasons, err.Error())
 			return nil, nil, refuse(codes.PermissionDenied, "approval_required", err,

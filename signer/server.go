@@ -3,14 +3,11 @@ package signer
 import (
 	"context"
 	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"slices"
 	"time"
 
@@ -46,9 +43,10 @@ type Server struct {
 	keys     *keyring
 	sealer   keystore.Sealer
 	approver Approver
-	roots    *x509.CertPool // the cluster CA: for approvals
 	ceremony ceremonyv1.CeremonyParticipantServiceServer
-	identity *tls.Certificate
+	// tlsKeys is this signer's identity (it signs approvals) and the
+	// cluster CA (approvals' chains), following rotations as its mTLS does.
+	tlsKeys  *mtls.Keys
 	bootID   string
 	closers  []func() error
 	reloader *policy.Reloader
@@ -178,18 +176,8 @@ func (s *Server) init() error {
 		return fmt.Errorf("signer %d: %w", s.cfg.ID, err)
 	}
 	s.evidence = ev
-	cert, err := tls.LoadX509KeyPair(s.cfg.TLS.Cert, s.cfg.TLS.Key)
-	if err != nil {
+	if s.tlsKeys, err = mtls.LoadKeys(s.cfg.TLS); err != nil {
 		return fmt.Errorf("signer %d: identity: %w", s.cfg.ID, err)
-	}
-	s.identity = &cert
-	caPEM, err := os.ReadFile(s.cfg.TLS.CA)
-	if err != nil {
-		return fmt.Errorf("signer %d: CA: %w", s.cfg.ID, err)
-	}
-	s.roots = x509.NewCertPool()
-	if !s.roots.AppendCertsFromPEM(caPEM) {
-		return fmt.Errorf("signer %d: CA file %s holds no certificate", s.cfg.ID, s.cfg.TLS.CA)
 	}
 	if s.cfg.Guardian != nil && s.approver == nil {
 		if s.approver, err = s.cfg.Guardian.newApprover(); err != nil {

@@ -45,7 +45,7 @@ func attestingRelay(t *testing.T, c *ceremonytest.Cluster, fake *attesttest.Fake
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := relay.NewRelay(relay.Config{Roots: c.Roots, RoundTimeout: 20 * time.Second, Attestation: v, RequireAttestation: required})
+	r, err := relay.NewRelay(relay.Config{Roots: func() *x509.CertPool { return c.Roots }, RoundTimeout: 20 * time.Second, Attestation: v, RequireAttestation: required})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +104,7 @@ func TestRelayRequiresAttestation(t *testing.T) {
 		}
 	})
 	t.Run("required without a verifier", func(t *testing.T) {
-		if _, err := relay.NewRelay(relay.Config{Roots: x509.NewCertPool(), RequireAttestation: true}); err == nil {
+		if _, err := relay.NewRelay(relay.Config{Roots: x509.NewCertPool, RequireAttestation: true}); err == nil {
 			t.Fatal("accepted")
 		}
 	})

@@ -33,10 +33,11 @@ const (
 
 // Config configures a [Relay].
 type Config struct {
-	// Roots are the CAs participants' certificates chain to (the
-	// coordinator's CA bundle). Required: the relay checks every public
-	// message before forwarding it.
-	Roots *x509.CertPool
+	// Roots returns the CAs participants' certificates chain to (the
+	// coordinator's CA bundle as it is now: mtls.Keys.Roots follows
+	// rotations), asked once per ceremony. Required: the relay checks
+	// every public message before forwarding it.
+	Roots func() *x509.CertPool
 	// RoundTimeout bounds each round, all participants together (default
 	// 30s).
 	RoundTimeout time.Duration
@@ -223,13 +224,14 @@ func (c *ceremony) run(ctx context.Context) (*Result, error) {
 	n := prm.MaxSigners
 
 	// Round 1: every participant's signed package, checked here first.
+	roots := c.r.cfg.Roots()
 	set := make(sceremony.Round1Set, n)
 	err := fanout(ctx, c, "begin",
 		func(ctx context.Context, p Participant) (*ceremonyv1.BeginResponse, error) {
 			return p.Begin(ctx, prm.BeginRequest())
 		},
 		func(id uint16, resp *ceremonyv1.BeginResponse) error {
-			r1, err := sceremony.VerifyRound1(resp.GetPackage(), id, prm, c.r.cfg.Roots, c.r.cfg.Clock())
+			r1, err := sceremony.VerifyRound1(resp.GetPackage(), id, prm, roots, c.r.cfg.Clock())
 			if err != nil {
 				return err
 			}

@@ -3,6 +3,7 @@ package ceremony_test
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"errors"
 	"testing"
 	"time"
@@ -87,7 +88,7 @@ func FuzzRelay(f *testing.F) {
 	add(2, false, &ceremonyv1.FinishResponse{GroupPublicKey: make([]byte, 32)})
 	add(3, true, &ceremonyv1.CommitResponse{})
 	add(3, false, &ceremonyv1.CommitResponse{Kid: "other"})
-	r, err := relay.NewRelay(relay.Config{Roots: c.Roots, RoundTimeout: 10 * time.Second})
+	r, err := relay.NewRelay(relay.Config{Roots: func() *x509.CertPool { return c.Roots }, RoundTimeout: 10 * time.Second})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -125,3 +125,25 @@ func alpn(offered []string) []string {
 	}
 	return nil
 }
+
+// Keys is the key pair and CA pool of some Files for a daemon's other uses
+// of them than its TLS connections (signing approvals with its identity,
+// checking peers' certificate chains in approvals and ceremonies): read
+// again when the files change, as [ServerConfig] does, so one rotation
+// reaches every use.
+type Keys struct{ src *source }
+
+// LoadKeys loads f; it fails as [ServerConfig] does.
+func LoadKeys(f Files) (*Keys, error) {
+	src, err := newSource(f, time.Now)
+	if err != nil {
+		return nil, err
+	}
+	return &Keys{src: src}, nil
+}
+
+// Certificate returns the current key pair (its Leaf parsed).
+func (k *Keys) Certificate() *tls.Certificate { return k.src.certificate() }
+
+// Roots returns the current CA pool.
+func (k *Keys) Roots() *x509.CertPool { return k.src.roots() }

@@ -337,3 +337,34 @@ func TestReloadingServerSpeaksHTTP2AndHTTP1(t *testing.T) {
 		tr.CloseIdleConnections()
 	}
 }
+
+// TestKeysFollowRotation: the key pair and CA pool a daemon uses besides
+// its connections follow the files too.
+func TestKeysFollowRotation(t *testing.T) {
+	oldCA, newCA := newCA(t), newCA(t)
+	clock := &fakeClock{t: time.Now()}
+	dir := newSecretDir(t)
+	dir.update(issue(t, oldCA, "signer", "spiffe://td/signer/1"))
+	src, err := newSource(dir.files(), clock.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := &Keys{src: src}
+	first := k.Certificate()
+	if first.Leaf == nil {
+		t.Fatal("no parsed leaf")
+	}
+	verifies := func(c *tls.Certificate) bool {
+		_, err := c.Leaf.Verify(x509.VerifyOptions{Roots: k.Roots(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+		return err == nil
+	}
+	if !verifies(first) {
+		t.Fatal("the certificate does not chain to the pool")
+	}
+	dir.update(issue(t, newCA, "signer", "spiffe://td/signer/1"))
+	clock.Add(ReloadCheckInterval)
+	second := k.Certificate()
+	if second.Leaf.Equal(first.Leaf) || !verifies(second) || verifies(first) {
+		t.Fatal("the key pair and the CA pool did not both follow the rotation")
+	}
+}

@@ -163,7 +163,7 @@ func (c *Cluster) Participants(t testing.TB) map[uint16]relay.Participant {
 // Relay returns a relay trusting the cluster's CA.
 func (c *Cluster) Relay(t testing.TB, timeout time.Duration) *relay.Relay {
 	t.Helper()
-	r, err := relay.NewRelay(relay.Config{Roots: c.Roots, RoundTimeout: timeout})
+	r, err := relay.NewRelay(relay.Config{Roots: func() *x509.CertPool { return c.Roots }, RoundTimeout: timeout})
 	must(t, err)
 	return r
 }
