@@ -55,7 +55,9 @@
 // check; its errors wrap one sentinel per reason ([ErrNoAttestation],
 // [ErrEvidence], [ErrChain], [ErrSignature], [ErrReportData], [ErrDebug],
 // [ErrPolicy], [ErrMeasurement], [ErrTCB]) so that callers log and count
-// a clear cause and tests use errors.Is. A [Provider] returns
+// a clear cause and tests use errors.Is; [ErrFetch] says the verifier
+// itself could not fetch a certificate from AMD's KDS (the evidence is then
+// neither accepted nor blamed). A [Provider] returns
 // [ErrUnavailable] where there is no SEV-SNP guest device: attestation is
 // then absent, never made up (the only fakes are go-sev-guest's test
 // signer, in tests).

@@ -92,7 +92,7 @@ var (
 	// certificate table.
 	ErrEvidence = errors.New("attest: malformed evidence")
 	// ErrChain: the VCEK does not chain to a trusted root (unknown or
-	// wrong root, missing or invalid certificates, fetching failed).
+	// wrong root, missing or invalid certificates).
 	ErrChain = errors.New("attest: certificate chain not trusted")
 	// ErrSignature: the report is not signed by the VCEK it came with
 	// (tampered report).
@@ -111,6 +111,10 @@ var (
 	// ErrTCB: the platform's TCB, firmware or guest SVN is below the
 	// minimum, or inconsistent with its certificate.
 	ErrTCB = errors.New("attest: TCB below the minimum")
+	// ErrFetch: the chain could not be checked because fetching a
+	// certificate from AMD's KDS failed: this verifier's trouble (network,
+	// KDS down or rate-limiting), not the evidence's; try again later.
+	ErrFetch = errors.New("attest: AMD's KDS could not be reached")
 	// ErrUnavailable: no SEV-SNP guest device here (Provider).
 	ErrUnavailable = errors.New("attest: no SEV-SNP guest device")
 )

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/google/go-sev-guest/abi"
@@ -29,7 +30,8 @@ type Verifier struct {
 	cfg          Config
 	roots        map[string][]*trust.AMDRootCerts // nil: go-sev-guest's built-in AMD roots
 	measurements [][]byte
-	getter       trust.HTTPSGetter // nil: no fetching
+	getter       trust.ContextHTTPSGetter // nil: no fetching
+	kdsClient    *http.Client
 	now          func() time.Time
 	minABI       [2]uint8
 }
@@ -39,6 +41,10 @@ type VerifierOption func(*Verifier)
 
 // WithClock sets the time certificates are checked at (default time.Now).
 func WithClock(now func() time.Time) VerifierOption { return func(v *Verifier) { v.now = now } }
+
+// WithKDSClient sets the HTTP client of KDS fetches (a proxy's, or a
+// test's); its Timeout is replaced by the configured one.
+func WithKDSClient(c *http.Client) VerifierOption { return func(v *Verifier) { v.kdsClient = c } }
 
 // NewVerifier validates cfg and loads its roots. It fails when the config
 // is invalid or a root file cannot be read or parsed.
@@ -80,7 +86,12 @@ func NewVerifier(cfg Config, opts ...VerifierOption) (*Verifier, error) {
 		if err := os.MkdirAll(cfg.KDS.CacheDir, 0o700); err != nil {
 			return nil, fmt.Errorf("attestation: kds cache: %w", err)
 		}
-		v.getter = &cachingGetter{dir: cfg.KDS.CacheDir, client: &http.Client{Timeout: timeout}}
+		client := &http.Client{}
+		if v.kdsClient != nil {
+			*client = *v.kdsClient
+		}
+		client.Timeout = timeout
+		v.getter = &cachingGetter{dir: cfg.KDS.CacheDir, client: client}
 	}
 	return v, nil
 }
@@ -156,11 +167,20 @@ func (v *Verifier) Verify(ctx context.Context, ev *Evidence, expected [64]byte) 
 	}
 	opts := &verify.Options{
 		DisableCertFetching: v.getter == nil,
-		Getter:              v.getter,
 		Now:                 v.now(),
 		TrustedRoots:        v.roots,
 	}
+	var fetch *fetchNotes
+	if v.getter != nil {
+		fetch = &fetchNotes{inner: v.getter}
+		opts.Getter = fetch
+	}
 	if err := verify.SnpAttestationContext(ctx, att, opts); err != nil {
+		if ferr := fetch.failure(); ferr != nil {
+			// A certificate could not be fetched: nothing is known about
+			// the evidence, and its sender is not to blame.
+			return Result{}, fmt.Errorf("%w: %w (%w)", ErrFetch, ferr, err)
+		}
 		if vcek := att.GetCertificateChain().GetVcekCert(); len(vcek) > 0 {
 			if c, perr := x509.ParseCertificate(vcek); perr == nil && verify.SnpReportSignature(ev.Report, c) != nil {
 				return Result{}, fmt.Errorf("%w: %w", ErrSignature, err)
@@ -273,16 +293,52 @@ func (g *cachingGetter) GetContext(ctx context.Context, url string) ([]byte, err
 
 var _ trust.ContextHTTPSGetter = (*cachingGetter)(nil)
 
+// fetchNotes passes one Verify's fetches on and remembers the first that
+// failed, so that Verify tells a KDS outage (ErrFetch) from a chain that
+// does not verify (ErrChain).
+type fetchNotes struct {
+	inner trust.ContextHTTPSGetter
+	mu    sync.Mutex
+	err   error
+}
+
+func (f *fetchNotes) Get(url string) ([]byte, error) { return f.GetContext(context.Background(), url) }
+
+func (f *fetchNotes) GetContext(ctx context.Context, url string) ([]byte, error) {
+	b, err := f.inner.GetContext(ctx, url)
+	if err != nil {
+		f.mu.Lock()
+		if f.err == nil {
+			f.err = err
+		}
+		f.mu.Unlock()
+	}
+	return b, err
+}
+
+// failure returns the first failed fetch, if any (nil for a nil f).
+func (f *fetchNotes) failure() error {
+	if f == nil {
+		return nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err
+}
+
+var _ trust.ContextHTTPSGetter = (*fetchNotes)(nil)
+
 // Reason reports the sentinel reason of a Verify error, for metrics and
 // logs: "no_attestation", "evidence", "chain", "signature",
-// "report_data", "debug", "policy", "measurement", "tcb", or "error".
+// "report_data", "debug", "policy", "measurement", "tcb", "fetch", or
+// "error".
 func Reason(err error) string {
 	for _, r := range []struct {
 		err  error
 		name string
 	}{{ErrNoAttestation, "no_attestation"}, {ErrEvidence, "evidence"}, {ErrChain, "chain"}, {ErrSignature, "signature"},
 		{ErrReportData, "report_data"}, {ErrDebug, "debug"}, {ErrPolicy, "policy"}, {ErrMeasurement, "measurement"},
-		{ErrTCB, "tcb"}, {ErrUnavailable, "unavailable"}} {
+		{ErrTCB, "tcb"}, {ErrFetch, "fetch"}, {ErrUnavailable, "unavailable"}} {
 		if errors.Is(err, r.err) {
 			return r.name
 		}

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -233,5 +234,36 @@ func BenchmarkReportData(b *testing.B) {
 		if _, err := attest.ReportData(key.Public(), 1, "policy-hash"); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// failingTransport is a network on which AMD's KDS cannot be reached.
+type failingTransport struct{}
+
+func (failingTransport) RoundTrip(*http.Request) (*http.Response, error) {
+	return nil, errors.New("network unreachable")
+}
+
+// TestKDSUnreachable: evidence without its VCEK, checked by a verifier
+// that must fetch it and cannot, is ErrFetch (this side's trouble), not
+// ErrChain (the evidence's).
+func TestKDSUnreachable(t *testing.T) {
+	fake := attesttest.New(t)
+	key := newKey(t)
+	rd := binding(t, key, 1, "policy-hash")
+	ev, err := fake.Evidence(rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev.CertTable = nil
+	cfg := fake.Config()
+	cfg.KDS = &attest.KDSConfig{CacheDir: t.TempDir()}
+	v, err := attest.NewVerifier(cfg, attest.WithKDSClient(&http.Client{Transport: failingTransport{}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = v.Verify(context.Background(), ev, rd)
+	if !errors.Is(err, attest.ErrFetch) || errors.Is(err, attest.ErrChain) || attest.Reason(err) != "fetch" {
+		t.Fatalf("got %v (reason %s), want ErrFetch only", err, attest.Reason(err))
 	}
 }

@@ -87,7 +87,7 @@ func NewMetrics(reg *prometheus.Registry) (*Metrics, error) {
 		attests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "frostmint_signer_attestations_total",
 			Help: "Attestation checks of signers, by signer and outcome (admitted, or why not: no_attestation, chain, signature, " +
-				"report_data, debug, policy, measurement, tcb, evidence, unavailable, refused by the admission policy…).",
+				"report_data, debug, policy, measurement, tcb, evidence, fetch, unavailable, refused by the admission policy…).",
 		}, []string{"signer", "outcome"}),
 	}
 	for _, c := range []prometheus.Collector{m.mints, m.mintSeconds, m.stages, m.signerCalls, m.retries, m.cheaters, m.approvals, m.auditFails, m.attests} {

@@ -93,7 +93,9 @@ func ReportData(spki []byte, id uint16, p Params) [64]byte {
 // reporter); its Err wraps the attest sentinel of the refusal
 // (attest.ErrNoAttestation for absent evidence). The evidence is covered
 // by r's signature, so the sender is to blame whoever detects it. A
-// required check without a verifier fails with a plain error.
+// required check without a verifier, a check this side could not finish
+// (ctx done, attest.ErrFetch: AMD's KDS unreachable) fail with a plain
+// error: no one is blamed.
 func VerifyAttestation(ctx context.Context, r *Round1, p Params, v EvidenceVerifier, required bool) (*attest.Result, error) {
 	refuse := func(err error, format string, a ...any) *CheatError {
 		ce := cheat(r.ID, ceremonyv1.Fault_FAULT_ATTESTATION, format, a...)
@@ -118,9 +120,9 @@ func VerifyAttestation(ctx context.Context, r *Round1, p Params, v EvidenceVerif
 	}
 	res, err := v.Verify(ctx, ev, ReportData(r.Chain[0].RawSubjectPublicKeyInfo, r.ID, p))
 	if err != nil {
-		if ctx.Err() != nil {
-			// Not the sender's fault: this side gave up (KDS fetch, round
-			// timeout).
+		if ctx.Err() != nil || errors.Is(err, attest.ErrFetch) {
+			// Not the sender's fault: this side gave up (round timeout)
+			// or could not reach AMD's KDS.
 			return nil, fmt.Errorf("ceremony: checking participant %d's attestation: %w", r.ID, err)
 		}
 		return nil, refuse(err, "round-1 attestation refused (%s): %v", attest.Reason(err), err)

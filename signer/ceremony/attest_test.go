@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -347,6 +348,21 @@ func TestVerifyAttestationReasons(t *testing.T) {
 	if got, err := ceremony.VerifyAttestation(context.Background(), round1(3), p, v, true); err != nil || got == nil {
 		t.Fatalf("valid evidence: %v", err)
 	}
+	// A verifier that must fetch the VCEK from AMD's KDS and cannot reach
+	// it blames no one: the trouble is its own.
+	noTable := round1(3)
+	noTable.Attestation = proto.Clone(noTable.Attestation).(*attestv1.Evidence)
+	noTable.Attestation.CertTable = nil
+	kds := fake.Config()
+	kds.KDS = &attest.KDSConfig{CacheDir: t.TempDir()}
+	vKDS, err := attest.NewVerifier(kds, attest.WithKDSClient(&http.Client{Transport: unreachable{}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = ceremony.VerifyAttestation(context.Background(), noTable, p, vKDS, true)
+	if ce := (*ceremony.CheatError)(nil); errors.As(err, &ce) || !errors.Is(err, attest.ErrFetch) {
+		t.Fatalf("KDS unreachable: got %v, want a plain error wrapping attest.ErrFetch", err)
+	}
 	if got, err := ceremony.VerifyAttestation(context.Background(), bare, p, v, false); err != nil || got != nil {
 		t.Fatalf("absent, not required: %v, %v", got, err)
 	}
@@ -357,4 +373,11 @@ func TestAttestationConfigRefused(t *testing.T) {
 	if _, err := ceremony.NewParticipant(cfg); err == nil {
 		t.Fatal("required without a verifier accepted")
 	}
+}
+
+// unreachable is a network on which AMD's KDS cannot be reached.
+type unreachable struct{}
+
+func (unreachable) RoundTrip(*http.Request) (*http.Response, error) {
+	return nil, errors.New("network unreachable")
 }
