@@ -139,7 +139,7 @@ func (k *keyring) sync(dir string, id uint16, sealer keystore.Sealer, maxNonces 
 		if !want[kid] {
 			e.signer.Close()
 			delete(k.epochs, kid)
-			log.Info("key epoch retired; share wiped from memory", "kid", kid)
+			log.Info("key epoch retired; share dropped from memory", "kid", kid)
 		}
 	}
 	var missing []string
